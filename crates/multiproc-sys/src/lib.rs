@@ -1,0 +1,41 @@
+//! The OS layer of `multiproc` (Python: `_multiprocessing`, `_posixshmem`, and the parts
+//! of `os` that `multiprocessing` calls).
+//!
+//! Every `unsafe` system call the workspace makes lives in this crate, behind small safe
+//! functions, so that the primitive crates above it (pipes, locks, queues, shared values)
+//! need almost no `unsafe` of their own. Linux is the target.
+//!
+//! | module | what it wraps |
+//! |---|---|
+//! | [`fd`] | socket pairs, pipes, `O_CLOEXEC` / `O_NONBLOCK` flags, `dup` |
+//! | [`fdpass`] | sending and receiving file descriptors over Unix sockets (`SCM_RIGHTS`) |
+//! | [`shm`] | anonymous shared memory: `memfd_create` + `mmap`, sealed against resizing |
+//! | [`futex`] | wait and wake on a 32-bit word shared between processes |
+//! | [`proc`] | `fork`, `clone(CLONE_PARENT)`, `exec` of the current binary, pidfd, `waitid`, `PR_SET_PDEATHSIG` |
+//! | [`signal`] | signal numbers and names, `kill` |
+//! | [`poll`] | waiting for any of several descriptors to become readable |
+//! | [`spin`] | the shared spin-then-block waiting policy every blocking call uses |
+//!
+//! All descriptors are returned as [`std::os::fd::OwnedFd`] and opened with `O_CLOEXEC`,
+//! so nothing leaks into a program started with `exec` unless it is handed over on purpose.
+
+pub mod fd;
+pub mod fdpass;
+pub mod futex;
+pub mod poll;
+pub mod proc;
+pub mod shm;
+pub mod signal;
+pub mod spin;
+
+pub use nix::unistd::Pid;
+
+/// Converts a `nix` error into the `std::io::Error` every function here returns.
+pub(crate) fn io_err(e: nix::Error) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e as i32)
+}
+
+/// Returns `Err(last_os_error)` when a raw libc call returned -1.
+pub(crate) fn cvt(ret: libc::c_long) -> std::io::Result<libc::c_long> {
+    if ret == -1 { Err(std::io::Error::last_os_error()) } else { Ok(ret) }
+}

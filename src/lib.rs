@@ -1,0 +1,36 @@
+//! # multiproc
+//!
+//! Python's `multiprocessing` and `concurrent.futures` for Rust: processes, pipes,
+//! queues, locks, shared memory, managers and pools that stay correct when a process is
+//! killed at any instruction.
+//!
+//! This facade re-exports every crate of the workspace as a module
+//! (`multiproc::process`, ...) and its headline types flat (`multiproc::Process`).
+//! Pick a single crate instead if that is all you need.
+//!
+//! ```
+//! use multiproc::{Process, StartMethod};
+//!
+//! fn cube(x: i64) -> i64 { x * x * x }
+//!
+//! let mut p = Process::new(cube, 3).with_start_method(StartMethod::Fork);
+//! p.start()?;
+//! assert_eq!(p.join()?, 27);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Call [`init()`] as the first line of `main` to use the spawn and forkserver start
+//! methods (forkserver is the default); in test binaries use [`test_init!`].
+
+#[doc(inline)]
+pub use multiproc_codec as codec;
+#[doc(inline)]
+pub use multiproc_process as process;
+#[doc(inline)]
+pub use multiproc_sys as sys;
+
+#[doc(inline)]
+pub use multiproc_process::{
+    Context, JoinError, Process, Run, StartError, StartMethod, active_children, cpu_count, current_process,
+    get_context, get_start_method, init, parent_process, set_start_method, test_init,
+};
