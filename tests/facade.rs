@@ -1,0 +1,22 @@
+//! The facade's flat names and module paths are the same items as the crates' own.
+
+use std::any::TypeId;
+
+#[test]
+fn flat_names_are_the_crate_types() {
+    assert_eq!(TypeId::of::<multiproc::Process<u8>>(), TypeId::of::<multiproc_process::Process<u8>>());
+    assert_eq!(TypeId::of::<multiproc::Process<u8>>(), TypeId::of::<multiproc::process::Process<u8>>());
+    assert_eq!(TypeId::of::<multiproc::StartMethod>(), TypeId::of::<multiproc::process::StartMethod>());
+    assert_eq!(TypeId::of::<multiproc::JoinError>(), TypeId::of::<multiproc_process::JoinError>());
+    assert_eq!(TypeId::of::<multiproc::StartError>(), TypeId::of::<multiproc_process::StartError>());
+    assert_eq!(TypeId::of::<multiproc::Context>(), TypeId::of::<multiproc_process::Context>());
+    assert_eq!(TypeId::of::<multiproc::codec::Bincode>(), TypeId::of::<multiproc_codec::Bincode>());
+    assert_eq!(TypeId::of::<multiproc::sys::shm::Segment>(), TypeId::of::<multiproc_sys::shm::Segment>());
+}
+
+#[test]
+fn flat_functions_are_the_crate_functions() {
+    assert_eq!(multiproc::cpu_count(), multiproc_process::cpu_count());
+    assert_eq!(multiproc::current_process(), multiproc::process::current_process());
+    assert_eq!(multiproc::get_start_method(), multiproc_process::get_start_method());
+}

@@ -1,0 +1,60 @@
+//! Runs every example end to end, so the examples can never rot.
+//!
+//! `cargo test` builds the examples next to the test binaries (`target/<profile>/examples`);
+//! each one must exit 0. A watchdog kills an example that hangs and fails the test with a
+//! message instead of hanging the suite.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WATCHDOG: Duration = Duration::from_secs(180);
+
+fn example_path(name: &str) -> PathBuf {
+    // target/<profile>/deps/seeds-<hash> -> target/<profile>/examples/<name>
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    profile_dir.join("examples").join(name)
+}
+
+fn run_example(name: &str, args: &[&str]) -> String {
+    let path = example_path(name);
+    assert!(path.exists(), "example {name} was not built at {}; run `cargo test --workspace`", path.display());
+    let mut child = Command::new(&path)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start example {name}: {e}"));
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let out = child.wait_with_output().expect("output");
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                status.success(),
+                "example {name} {args:?} failed with {status}\n--- stdout\n{stdout}\n--- stderr\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return stdout;
+        }
+        if started.elapsed() > WATCHDOG {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("watchdog: example {name} {args:?} hung for {WATCHDOG:?} and was killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn tour() {
+    let out = run_example("tour", &[]);
+    assert!(out.contains("tour finished"), "{out}");
+}
+
+#[test]
+fn process() {
+    let out = run_example("process", &[]);
+    assert!(out.contains("worker 2 computed 30"), "{out}");
+}
