@@ -354,7 +354,7 @@ where
     /// Fails, handing the process back, if the child is still running.
     pub fn close(self) -> Result<(), CloseError<R>> {
         if self.is_alive() {
-            return Err(CloseError(self));
+            return Err(CloseError(Box::new(self)));
         }
         Ok(())
     }
@@ -449,7 +449,7 @@ impl<R> Process<R> {
 }
 
 /// [`Process::close`] on a running process; holds the process so nothing is lost.
-pub struct CloseError<R>(pub Process<R>);
+pub struct CloseError<R>(pub Box<Process<R>>);
 
 impl<R> fmt::Debug for CloseError<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -118,10 +118,8 @@ pub(crate) fn initialized() -> bool {
 /// `main` is not yours, use [`crate::test_init!`]. Calling it more than once is harmless.
 ///
 /// ```
-/// fn main() {
-///     multiproc_process::init();
-///     // ... the rest of the program
-/// }
+/// // The first line of `main`:
+/// multiproc_process::init();
 /// ```
 pub fn init() {
     if let Some(raw) = std::env::var_os(CHILD_ENV) {

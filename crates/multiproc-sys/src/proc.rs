@@ -5,7 +5,7 @@
 //! when the child exits, can be polled beside sockets, signals exactly that process even
 //! after its pid has been reused, and reaps it with `waitid(P_PIDFD)`.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -49,12 +49,47 @@ pub unsafe fn fork() -> io::Result<Forked> {
 /// As for [`fork`]. Additionally, `pthread_atfork` handlers do not run, so the caller must
 /// be single-threaded (a fork server is).
 pub unsafe fn fork_sibling() -> io::Result<Forked> {
-    let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong;
+    // A raw clone bypasses glibc's fork, which repairs two things in a child: glibc's
+    // cached thread id (written into every pthread mutex the thread locks) and the
+    // thread's robust-futex list, which the kernel does not copy. Without them a robust
+    // mutex locked by the child would record the server's id and the child's death would
+    // never be reported (see `crate::robust`). Repair both as glibc does: have the kernel
+    // write the child's id into glibc's slot (the address glibc gave set_tid_address,
+    // read back with PR_GET_TID_ADDRESS), and register the same, empty, list head again
+    // in the child (the server holds no robust mutexes, so its list is empty).
+    let mut tid_slot: *mut libc::c_int = std::ptr::null_mut();
+    // SAFETY: PR_GET_TID_ADDRESS stores one pointer into the valid out-pointer.
+    let have_slot = unsafe { libc::prctl(libc::PR_GET_TID_ADDRESS, &mut tid_slot as *mut *mut libc::c_int) } == 0
+        && !tid_slot.is_null();
+    let mut head: *mut libc::c_void = std::ptr::null_mut();
+    let mut head_len: libc::size_t = 0;
+    // SAFETY: get_robust_list(0, ...) writes the calling thread's registration into the
+    // two valid out-pointers.
+    let have_list = unsafe { libc::syscall(libc::SYS_get_robust_list, 0, &mut head, &mut head_len) } == 0
+        && !head.is_null();
+    let mut flags = libc::CLONE_PARENT | libc::SIGCHLD;
+    if have_slot {
+        flags |= libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID;
+    }
+    // clone's 4th and 5th arguments are (child_tid, tls) on x86-64 and (tls, child_tid)
+    // on most other architectures; tls is ignored without CLONE_SETTLS, so the slot is
+    // passed in both places.
     // SAFETY: clone without CLONE_VM and with a null stack behaves like fork: the child
     // continues on a copy of the caller's stack. The caller is single-threaded (contract).
-    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    // The tid slot, if any, is glibc's own field in this thread's control block, which
+    // the child's copy of the address space has at the same address.
+    let pid = unsafe {
+        libc::syscall(libc::SYS_clone, flags as libc::c_ulong, 0usize, 0usize, tid_slot as usize, tid_slot as usize)
+    };
     match cvt(pid)? {
-        0 => Ok(Forked::Child),
+        0 => {
+            if have_list {
+                // SAFETY: the head is glibc's list head for this (copied) thread, valid in
+                // the child's address space; registering it is what glibc's fork does.
+                unsafe { libc::syscall(libc::SYS_set_robust_list, head, head_len) };
+            }
+            Ok(Forked::Child)
+        }
         p => Ok(Forked::Parent(Pid::from_raw(p as i32))),
     }
 }
@@ -153,7 +188,7 @@ impl SpawnCommand {
             if remove_env.iter().any(|r| OsStr::new(r) == k) || extra_env.iter().any(|(r, _)| OsStr::new(r) == k) {
                 continue;
             }
-            let mut kv = OsString::from(k);
+            let mut kv = k;
             kv.push("=");
             kv.push(v);
             env.push(to_c(&kv)?);
