@@ -12,6 +12,14 @@ fn flat_names_are_the_crate_types() {
     assert_eq!(TypeId::of::<multiproc::Context>(), TypeId::of::<multiproc_process::Context>());
     assert_eq!(TypeId::of::<multiproc::codec::Bincode>(), TypeId::of::<multiproc_codec::Bincode>());
     assert_eq!(TypeId::of::<multiproc::sys::shm::Segment>(), TypeId::of::<multiproc_sys::shm::Segment>());
+    assert_eq!(TypeId::of::<multiproc::Lock>(), TypeId::of::<multiproc_sync::Lock>());
+    assert_eq!(TypeId::of::<multiproc::Lock>(), TypeId::of::<multiproc::sync::Lock>());
+    assert_eq!(TypeId::of::<multiproc::RLock>(), TypeId::of::<multiproc::sync::RLock>());
+    assert_eq!(TypeId::of::<multiproc::Semaphore>(), TypeId::of::<multiproc::sync::Semaphore>());
+    assert_eq!(TypeId::of::<multiproc::BoundedSemaphore>(), TypeId::of::<multiproc::sync::BoundedSemaphore>());
+    assert_eq!(TypeId::of::<multiproc::Event>(), TypeId::of::<multiproc::sync::Event>());
+    assert_eq!(TypeId::of::<multiproc::Condition>(), TypeId::of::<multiproc::sync::Condition>());
+    assert_eq!(TypeId::of::<multiproc::Barrier>(), TypeId::of::<multiproc::sync::Barrier>());
 }
 
 #[test]

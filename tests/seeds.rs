@@ -58,3 +58,11 @@ fn process() {
     let out = run_example("process", &[]);
     assert!(out.contains("worker 2 computed 30"), "{out}");
 }
+
+#[test]
+fn ticket_lock() {
+    let out = run_example("ticket_lock", &[]);
+    assert!(!out.contains("OVERSOLD"), "{out}");
+    // Without the lock the example shows the oversell and still exits 0.
+    run_example("ticket_lock", &["--no-lock"]);
+}

@@ -11,9 +11,11 @@
 //! | [`fdpass`] | sending and receiving file descriptors over Unix sockets (`SCM_RIGHTS`) |
 //! | [`shm`] | anonymous shared memory: `memfd_create` + `mmap`, sealed against resizing |
 //! | [`futex`] | wait and wake on a 32-bit word shared between processes |
+//! | [`robust`] | process-shared robust mutexes: the kernel reports a holder's death to the next locker |
 //! | [`proc`] | `fork`, `clone(CLONE_PARENT)`, `exec` of the current binary, pidfd, `waitid`, `PR_SET_PDEATHSIG` |
 //! | [`signal`] | signal numbers and names, `kill` |
 //! | [`poll`] | waiting for any of several descriptors to become readable |
+//! | [`sock`] | non-blocking socket receive (with descriptors), waiting to write, `shutdown` |
 //! | [`spin`] | the shared spin-then-block waiting policy every blocking call uses |
 //!
 //! All descriptors are returned as [`std::os::fd::OwnedFd`] and opened with `O_CLOEXEC`,
@@ -24,8 +26,10 @@ pub mod fdpass;
 pub mod futex;
 pub mod poll;
 pub mod proc;
+pub mod robust;
 pub mod shm;
 pub mod signal;
+pub mod sock;
 pub mod spin;
 
 pub use nix::unistd::Pid;
