@@ -25,7 +25,7 @@ mod size;
 
 pub use bincode_codec::{Bincode, DEFAULT_MAX_MESSAGE_SIZE};
 pub use error::{DecodeError, EncodeError};
-pub use fd::{Fd, decode_with_fds, encode_with_fds};
+pub use fd::{Fd, decode_with_fds, encode_with_fds, warm_up};
 pub use size::human_size;
 
 use serde::Serialize;

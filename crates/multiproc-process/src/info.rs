@@ -90,18 +90,15 @@ impl ParentProcess {
         &self.record.name
     }
 
-    /// Whether the parent is still running (through a pidfd opened when this process
-    /// started, so a recycled pid is never mistaken for the parent).
+    /// Whether the parent is still running. A recycled pid is never mistaken for the
+    /// parent: the kernel re-parents this process the moment its parent dies.
     pub fn is_alive(&self) -> bool {
-        match &self.record.pidfd {
-            Some(p) => !p.has_exited().unwrap_or(true),
-            None => false,
-        }
+        self.record.is_alive()
     }
 
     /// A descriptor that becomes readable when the parent exits, if it could be opened.
     pub fn sentinel(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.record.pidfd.as_ref().map(|p| p.as_fd())
+        self.record.pidfd().map(|p| p.as_fd())
     }
 }
 

@@ -26,6 +26,7 @@
 //! - Children are watched through pidfds, so `kill` and `terminate` can never hit a
 //!   recycled pid, and a child is reaped exactly once.
 
+mod call;
 mod error;
 mod info;
 mod method;
@@ -34,6 +35,7 @@ mod runtime;
 mod target;
 mod wire;
 
+pub use call::{CallError, FnRef, RemoteCall, RemoteResult};
 pub use error::{JoinError, StartError};
 pub use info::{
     ChildInfo, CurrentProcess, ParentProcess, active_children, authkey, cpu_count, current_process, parent_process,

@@ -1,4 +1,5 @@
 use std::fmt;
+use std::io::IoSlice;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
@@ -6,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use multiproc_codec::{Bincode, EncodeError, decode_with_fds, encode_with_fds};
 use multiproc_sys::fd::{self, SocketKind};
+use multiproc_sys::fdpass;
 use multiproc_sys::proc::{ExitStatus, PidFd, SpawnCommand};
 use multiproc_sys::signal;
 use parking_lot::Mutex;
@@ -14,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::runtime::{self, ChildRecord, ChildSetup, FRAME_LIMIT};
 use crate::target::{self, Trampoline};
-use crate::wire::{Bootstrap, FrameReader, Outcome, Progress, write_frame};
+use crate::wire::{Bootstrap, FrameReader, Outcome, Progress};
 use crate::{JoinError, StartError, StartMethod, get_start_method};
 
 /// A process type that carries its own data and code, like a Python `Process` subclass
@@ -70,6 +72,11 @@ where
     R: Serialize + DeserializeOwned + 'static,
 {
     fn run_here(self: Box<Self>) -> (Outcome, Vec<OwnedFd>) {
+        // Fork child: of the inherited descriptors registered close-on-fork (queue put
+        // tokens), keep only those the arguments own, as if they had been sent to a
+        // spawned child (see `multiproc_sys::clofork`).
+        let visit = || encode_with_fds(&Bincode::new(), &self.args, &mut Vec::new()).is_ok();
+        let _ = multiproc_sys::clofork::retain_reachable(visit);
         target::run_target(self.f, self.args)
     }
 
@@ -127,6 +134,16 @@ struct Child {
     record: Arc<ChildRecord>,
     method: StartMethod,
     channel: Mutex<Channel>,
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // Without this, a joined (or otherwise reaped) child's record, and with it its
+        // pidfd, stayed in the registry until the next `start` or `active_children()`:
+        // a program that joins and drops a batch of processes kept one descriptor open
+        // per process until it started another.
+        runtime::release_child(&self.record);
+    }
 }
 
 struct Channel {
@@ -241,6 +258,20 @@ where
                 spin_ns: multiproc_sys::spin::max_spin().as_nanos() as u64,
                 args,
             });
+            let frame = crate::wire::encode_frame(&boot, fds.len())?;
+            let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+            // Put as much of the bootstrap as fits into the socket before the child
+            // exists, so that it finds its instructions waiting instead of sleeping
+            // until we are scheduled again (one wake-up less per process).
+            let mut sent = 0;
+            let mut fds_sent = borrowed.is_empty();
+            if borrowed.len() <= fdpass::MAX_FDS_PER_SEND {
+                match fdpass::send_with_fds(parent_end.as_fd(), &[IoSlice::new(&frame)], &borrowed, true) {
+                    Ok(n) => (sent, fds_sent) = (n, true),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             let server_pid = if method == StartMethod::ForkServer {
                 runtime::fork_server_request(&child_end, self.daemon).map_err(StartError::ForkServer)?
             } else {
@@ -260,9 +291,10 @@ where
                 }
             };
             drop(child_end);
-            let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
-            // A child that died before reading gives EPIPE here; join reports how it died.
-            let _ = write_frame(parent_end.as_fd(), &boot, &borrowed);
+            // The rest, if any. A child that died before reading gives EPIPE here; join
+            // then reports how it died.
+            let rest: &[BorrowedFd<'_>] = if fds_sent { &[] } else { &borrowed };
+            let _ = fdpass::send_all_with_fds(parent_end.as_fd(), &frame[sent..], rest);
             (pid, used)
         };
         let pidfd = PidFd::open(pid)?;

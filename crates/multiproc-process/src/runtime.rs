@@ -3,12 +3,13 @@
 //!
 //! Three globals, always locked in this order when more than one is needed (only the
 //! fork path does): `ME`, `CHILDREN`, `FORKSERVER`. The fork path holds all three across
-//! `fork()` so the child's copies are consistent and unlocked by the child itself.
+//! `fork()` (after the standard streams' locks) so the child's copies are consistent and
+//! unlocked by the child itself; that is why they are `std` mutexes (see `lock`).
 
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
 
 use multiproc_sys::fd::{self, SocketKind};
 use multiproc_sys::proc::{self as sysproc, ExitStatus, Forked, PidFd};
@@ -44,7 +45,23 @@ pub(crate) struct Me {
 pub(crate) struct ParentRecord {
     pub(crate) pid: Pid,
     pub(crate) name: String,
-    pub(crate) pidfd: Option<PidFd>,
+    pidfd: std::sync::OnceLock<Option<PidFd>>,
+}
+
+impl ParentRecord {
+    /// Whether the parent still runs. Every start method makes the requesting process
+    /// our parent (the fork server clones with `CLONE_PARENT`), and the kernel
+    /// re-parents us the moment it dies, so comparing `getppid()` is exact and cannot
+    /// be fooled by a recycled pid.
+    pub(crate) fn is_alive(&self) -> bool {
+        sysproc::parent_pid() == self.pid
+    }
+
+    /// A pidfd for the parent, opened on first use while the parent is known to be
+    /// alive (so the pid cannot have been recycled yet).
+    pub(crate) fn pidfd(&self) -> Option<&PidFd> {
+        self.pidfd.get_or_init(|| if self.is_alive() { PidFd::open(self.pid).ok() } else { None }).as_ref()
+    }
 }
 
 /// A started child, shared by its `Process` handle and the registry.
@@ -73,9 +90,25 @@ struct ForkServer {
     server: PidFd,
 }
 
-static ME: Mutex<Option<Me>> = Mutex::new(None);
-static CHILDREN: Mutex<Vec<Arc<ChildRecord>>> = Mutex::new(Vec::new());
-static FORKSERVER: Mutex<Option<ForkServer>> = Mutex::new(None);
+static ME: StdMutex<Option<Me>> = StdMutex::new(None);
+static CHILDREN: StdMutex<Vec<Arc<ChildRecord>>> = StdMutex::new(Vec::new());
+static FORKSERVER: StdMutex<Option<ForkServer>> = StdMutex::new(None);
+
+/// Locks one of the three globals.
+///
+/// They are `std` mutexes, not `parking_lot` ones, because the fork path holds them
+/// across `fork()` and the child then unlocks its copies. A `std` (futex) mutex unlocks
+/// by resetting its own word. A `parking_lot` mutex that another thread of the parent
+/// was waiting for at the moment of the fork may instead be handed over on unlock (its
+/// "eventually fair" unlock) to that waiter, which does not exist in the child, and
+/// its unlock looks the waiter up in `parking_lot`'s global table, whose bucket locks
+/// other threads may have held: either way the child's copy stays locked and the child
+/// hangs in `current_process()` or its next `start` (seen with a few threads starting
+/// fork children at once). A poisoned lock is still used: no code here panics while
+/// holding one with the data half-updated.
+fn lock<T>(m: &'static StdMutex<T>) -> MutexGuard<'static, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 fn new_authkey() -> Vec<u8> {
     let mut key = vec![0u8; 32];
@@ -91,7 +124,7 @@ fn new_authkey() -> Vec<u8> {
 }
 
 pub(crate) fn with_me<T>(f: impl FnOnce(&mut Me) -> T) -> T {
-    let mut guard = ME.lock();
+    let mut guard = lock(&ME);
     let me = guard.get_or_insert_with(|| Me {
         name: "MainProcess".to_owned(),
         identity: Vec::new(),
@@ -142,9 +175,9 @@ pub fn init() {
     // A fork server can only be forked from a single-threaded process; if threads
     // already exist, forkserver requests fall back to spawn (documented on StartMethod).
     // The lock must not be held across the fork, or the server's copy would stay locked.
-    if sysproc::thread_count() == 1 && FORKSERVER.lock().is_none() {
+    if sysproc::thread_count() == 1 && lock(&FORKSERVER).is_none() {
         let server = start_fork_server().ok();
-        *FORKSERVER.lock() = server;
+        *lock(&FORKSERVER) = server;
     }
 }
 
@@ -161,12 +194,21 @@ pub(crate) fn next_child_identity() -> (Vec<u32>, String) {
 }
 
 pub(crate) fn register_child(record: Arc<ChildRecord>) {
-    CHILDREN.lock().push(record);
+    lock(&CHILDREN).push(record);
+}
+
+/// Called when a child's `Process` handle goes away. A child that has ended is reaped
+/// (if not yet) and forgotten now, closing its pidfd; one still running stays in the
+/// registry, to be reaped once it exits (see `reap_orphans`).
+pub(crate) fn release_child(record: &Arc<ChildRecord>) {
+    if matches!(record.poll_status(), Ok(Some(_))) {
+        lock(&CHILDREN).retain(|r| !Arc::ptr_eq(r, record));
+    }
 }
 
 /// Reaps children whose `Process` handle was dropped without a join, once they exit.
 pub(crate) fn reap_orphans() {
-    CHILDREN.lock().retain(|r| {
+    lock(&CHILDREN).retain(|r| {
         if Arc::strong_count(r) > 1 {
             return true;
         }
@@ -177,7 +219,7 @@ pub(crate) fn reap_orphans() {
 /// Live children of this process, reaping the ones that have ended.
 pub(crate) fn live_children() -> Vec<Arc<ChildRecord>> {
     reap_orphans();
-    let mut list = CHILDREN.lock();
+    let mut list = lock(&CHILDREN);
     list.retain(|r| Arc::strong_count(r) > 1 || r.status.lock().is_none());
     list.iter().filter(|r| matches!(r.poll_status(), Ok(None))).cloned().collect()
 }
@@ -195,36 +237,55 @@ pub(crate) fn fork_child(
     child_end: OwnedFd,
     body: impl FnOnce() -> (Outcome, Vec<OwnedFd>),
 ) -> std::io::Result<Pid> {
+    // Hold the standard streams' locks across the fork, taken before ours (a thread that
+    // prints may call into this crate, never the reverse). The child flushes both before
+    // it exits (and its target may print); had another thread of the parent held one at
+    // the moment of the fork, the child's copy would stay locked by a thread that does
+    // not exist there and the child would hang in that flush. Held by this thread, they
+    // are ours in the child, which releases them before running the target.
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
     // Buffered output would otherwise be printed twice, once by each process.
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
+    let _ = out.flush();
+    let _ = err.flush();
     let parent_pid = sysproc::current_pid();
     // Hold every runtime lock across the fork so the child's copies are consistent.
-    let mut me = ME.lock();
-    let mut children = CHILDREN.lock();
-    let mut fs = FORKSERVER.lock();
+    let mut me = lock(&ME);
+    let mut children = lock(&CHILDREN);
+    let mut fs = lock(&FORKSERVER);
+    // Everything the child needs is built here, before the fork: pages the child
+    // writes or allocates in are copied from the parent one by one, and those copies
+    // are most of what a fork child costs beyond a bare fork.
+    let parent_name = me.as_ref().map_or_else(|| "MainProcess".to_owned(), |m| m.name.clone());
+    let authkey = me.as_ref().map_or_else(new_authkey, |m| m.authkey.clone());
+    let daemon = setup.daemon;
+    let child_state = child_me(setup, authkey, parent_pid, parent_name, StartMethod::Fork);
+    multiproc_codec::warm_up();
     // SAFETY: the child below never returns from this function: it runs `body` and then
     // `_exit`s. Like Python's fork method it is unsafe to combine with threads that hold
     // locks; that is the documented contract of StartMethod::Fork.
     match unsafe { sysproc::fork() }? {
         Forked::Parent(pid) => {
+            drop((me, children, fs));
+            drop((out, err));
+            drop(child_state);
             drop(child_end);
             Ok(pid)
         }
         Forked::Child => {
             // The parent's end is owned by a frame this child never returns to.
             fd::close_inherited_copy(fd::raw(parent_end));
-            if setup.daemon {
+            if daemon {
                 arm_daemon(parent_pid);
             }
-            let parent_name = me.as_ref().map_or_else(|| "MainProcess".to_owned(), |m| m.name.clone());
-            let authkey = me.as_ref().map_or_else(new_authkey, |m| m.authkey.clone());
-            *me = Some(child_me(setup, authkey, parent_pid, parent_name, StartMethod::Fork));
-            // The parent's children and fork server are not ours: forget them without
-            // touching the parent's processes (dropping only closes our copies of fds).
-            children.clear();
-            *fs = None;
+            // The parent's state, children and fork server are not ours. Forget them
+            // rather than drop them: dropping would only free memory (copying more
+            // pages) and close our copies of descriptors, which `_exit` does anyway.
+            std::mem::forget(me.replace(child_state));
+            std::mem::forget(std::mem::take(&mut *children));
+            std::mem::forget(fs.take());
             drop((me, children, fs));
+            drop((out, err));
             fd::close_inherited_copy(MY_CONTROL_FD.swap(fd::raw(&child_end), Ordering::AcqRel));
             let (outcome, fds) = body();
             finish_child(child_end, outcome, fds)
@@ -233,8 +294,7 @@ pub(crate) fn fork_child(
 }
 
 fn child_me(setup: ChildSetup, authkey: Vec<u8>, parent_pid: Pid, parent_name: String, how: StartMethod) -> Me {
-    // The parent is alive (it is waiting for us) unless we were orphaned already.
-    let pidfd = (sysproc::parent_pid() == parent_pid).then(|| PidFd::open(parent_pid).ok()).flatten();
+    let pidfd = std::sync::OnceLock::new();
     Me {
         name: setup.name,
         identity: setup.identity,
@@ -283,7 +343,7 @@ fn run_child(ctrl: OwnedFd, how: StartMethod) -> ! {
     let _ = set_start_method(boot.start_method);
     multiproc_sys::spin::set_max_spin(std::time::Duration::from_nanos(boot.spin_ns));
     let setup = ChildSetup { name: boot.name, identity: boot.identity, daemon: boot.daemon };
-    *ME.lock() = Some(child_me(setup, boot.authkey, Pid::from_raw(boot.parent_pid), boot.parent_name, how));
+    *lock(&ME) = Some(child_me(setup, boot.authkey, Pid::from_raw(boot.parent_pid), boot.parent_name, how));
     // SAFETY: the parent computed this offset from a `Trampoline` of this same binary:
     // we are an exec of its /proc/self/exe, or a fork of a server that was its fork.
     let trampoline = unsafe { crate::target::trampoline_at(boot.trampoline) };
@@ -304,6 +364,9 @@ fn start_fork_server() -> std::io::Result<ForkServer> {
             if sysproc::set_parent_death_signal(Some(libc_sigkill())).is_err() || sysproc::parent_pid() != owner {
                 sysproc::exit_now(0);
             }
+            // The server and its children must hold no close-on-fork descriptor (queue
+            // put tokens) of the process it was forked from.
+            let _ = multiproc_sys::clofork::neutralize_all();
             serve(server, owner)
         }
         Forked::Parent(pid) => {
@@ -360,7 +423,7 @@ fn libc_eio() -> i32 {
 /// `child_end`. `Ok(None)`: no fork server can be had here (a child process that is
 /// already multi-threaded); the caller falls back to spawn.
 pub(crate) fn fork_server_request(child_end: &OwnedFd, daemon: bool) -> Result<Option<Pid>, String> {
-    let mut guard = FORKSERVER.lock();
+    let mut guard = lock(&FORKSERVER);
     let me = sysproc::current_pid();
     for attempt in 0..2 {
         let usable = guard.as_ref().is_some_and(|f| f.owner == me && !f.server.has_exited().unwrap_or(true));
@@ -378,7 +441,7 @@ pub(crate) fn fork_server_request(child_end: &OwnedFd, daemon: bool) -> Result<O
             // held across the fork, or the new server's copy would stay locked.
             drop(guard);
             let server = start_fork_server().map_err(|e| format!("cannot start a fork server: {e}"))?;
-            guard = FORKSERVER.lock();
+            guard = lock(&FORKSERVER);
             *guard = Some(server);
         }
         let Some(fs) = guard.as_ref() else { return Ok(None) };
@@ -413,5 +476,5 @@ pub(crate) fn fork_server_request(child_end: &OwnedFd, daemon: bool) -> Result<O
 
 /// The pid of this process's fork server, if it has one (for tests and diagnostics).
 pub fn fork_server_pid() -> Option<u32> {
-    FORKSERVER.lock().as_ref().filter(|f| f.owner == sysproc::current_pid()).map(|f| f.server.pid().as_raw() as u32)
+    lock(&FORKSERVER).as_ref().filter(|f| f.owner == sysproc::current_pid()).map(|f| f.server.pid().as_raw() as u32)
 }

@@ -50,6 +50,16 @@ pub(crate) unsafe fn trampoline_at(offset: isize) -> Trampoline {
     unsafe { std::mem::transmute::<usize, Trampoline>(addr) }
 }
 
+/// Resolves a `fn(A) -> R` sent by offset.
+///
+/// # Safety
+/// `offset` must have been computed by [`offset_of`] on a `fn(A) -> R` (these exact
+/// types) in a process running the same binary.
+pub(crate) unsafe fn function_at<A, R>(offset: isize) -> fn(A) -> R {
+    // SAFETY: per the contract, the address is that of a function of exactly this type.
+    unsafe { std::mem::transmute::<usize, fn(A) -> R>(address_of(offset)) }
+}
+
 /// The type-erased entry point for `fn(A) -> R`, monomorphised per pair of types;
 /// `target` is the offset of the `fn(A) -> R`.
 pub(crate) fn trampoline<A, R>(target: isize, args: &[u8], fds: Vec<OwnedFd>) -> (Outcome, Vec<OwnedFd>)
@@ -60,7 +70,7 @@ where
     // SAFETY: the parent computed `target` from a `fn(A) -> R` in this same binary and
     // sent it with the offset of this very monomorphisation of `trampoline::<A, R>`, so
     // the address has exactly this type.
-    let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(address_of(target)) };
+    let f = unsafe { function_at::<A, R>(target) };
     let args: A = match decode_with_fds(&Bincode::new(), args, fds) {
         Ok(a) => a,
         Err(e) => return (Outcome::BadArguments(e.to_string()), Vec::new()),

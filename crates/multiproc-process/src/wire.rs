@@ -58,15 +58,20 @@ impl Outcome {
     }
 }
 
-/// Writes one frame, blocking until it is all in the socket.
-pub(crate) fn write_frame<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+/// Encodes one frame (header and body) for a message carrying `nfds` descriptors.
+pub(crate) fn encode_frame<T: Serialize>(msg: &T, nfds: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; HEADER];
     Bincode::new().encode(msg, &mut buf).map_err(io::Error::other)?;
     let body = (buf.len() - HEADER) as u64;
     buf[0..4].copy_from_slice(&MAGIC.to_le_bytes());
-    buf[4..8].copy_from_slice(&(fds.len() as u32).to_le_bytes());
+    buf[4..8].copy_from_slice(&(nfds as u32).to_le_bytes());
     buf[8..16].copy_from_slice(&body.to_le_bytes());
-    fdpass::send_all_with_fds(sock, &buf, fds)
+    Ok(buf)
+}
+
+/// Writes one frame, blocking until it is all in the socket.
+pub(crate) fn write_frame<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    fdpass::send_all_with_fds(sock, &encode_frame(msg, fds.len())?, fds)
 }
 
 /// Reads one frame incrementally, from a blocking or non-blocking socket.

@@ -9,7 +9,12 @@
 //! |---|---|
 //! | [`fd`] | socket pairs, pipes, `O_CLOEXEC` / `O_NONBLOCK` flags, `dup` |
 //! | [`fdpass`] | sending and receiving file descriptors over Unix sockets (`SCM_RIGHTS`) |
+//! | [`handoff`] | descriptor-carrying records a receiver can peek before it takes them |
+//! | [`clofork`] | descriptors a `fork` child keeps only if it was handed their owner |
 //! | [`shm`] | anonymous shared memory: `memfd_create` + `mmap`, sealed against resizing |
+//! | [`named_shm`] | named shared memory for unrelated processes: `shm_open` + `ftruncate` + `mmap`, `shm_unlink` |
+//! | [`mapping`] | bounds-checked atomics, copies and (unsafe) references into a shared mapping |
+//! | [`shmio`] | safe access to a segment at offsets: atomics, robust mutexes, bounded byte copies |
 //! | [`futex`] | wait and wake on a 32-bit word shared between processes |
 //! | [`robust`] | process-shared robust mutexes: the kernel reports a holder's death to the next locker |
 //! | [`proc`] | `fork`, `clone(CLONE_PARENT)`, `exec` of the current binary, pidfd, `waitid`, `PR_SET_PDEATHSIG` |
@@ -21,13 +26,18 @@
 //! All descriptors are returned as [`std::os::fd::OwnedFd`] and opened with `O_CLOEXEC`,
 //! so nothing leaks into a program started with `exec` unless it is handed over on purpose.
 
+pub mod clofork;
 pub mod fd;
 pub mod fdpass;
 pub mod futex;
+pub mod mapping;
+pub mod named_shm;
+pub mod handoff;
 pub mod poll;
 pub mod proc;
 pub mod robust;
 pub mod shm;
+pub mod shmio;
 pub mod signal;
 pub mod sock;
 pub mod spin;

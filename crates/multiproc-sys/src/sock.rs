@@ -1,11 +1,12 @@
-//! Non-blocking socket I/O for message transports (pipes, listeners).
+//! Socket receives for message transports (pipes, listeners), with descriptors.
 //!
-//! Every call here is non-blocking whatever the descriptor's `O_NONBLOCK` flag says
-//! (`MSG_DONTWAIT`), because that flag belongs to the open file, which a child may share
-//! and change. Callers wait with [`crate::poll::readable`] or [`wait_writable`], after a
-//! spin ([`crate::spin`]) where latency matters. Receives collect `SCM_RIGHTS` descriptors
-//! (already `O_CLOEXEC`); sends go through [`crate::fdpass::send_with_fds`], which never
-//! raises `SIGPIPE`.
+//! Each receive says how it may wait ([`RecvMode`]). A non-blocking receive uses
+//! `MSG_DONTWAIT`, so it never waits whatever the descriptor's `O_NONBLOCK` flag says
+//! (that flag belongs to the open file, which another process may share and change); a
+//! waiting receive on a descriptor someone made non-blocking returns `WouldBlock` instead
+//! of waiting, so callers handle that case by polling ([`crate::poll::readable`],
+//! [`wait_writable`]). Receives collect `SCM_RIGHTS` descriptors (already `O_CLOEXEC`);
+//! sends go through [`crate::fdpass::send_with_fds`], which never raises `SIGPIPE`.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -21,12 +22,36 @@ use crate::fdpass::MAX_FDS_PER_SEND;
 // 253 descriptors, rounded up; `u64` elements give the alignment `cmsghdr` needs.
 const CMSG_WORDS: usize = (16 + MAX_FDS_PER_SEND * 4).div_ceil(8) + 1;
 
-/// Receives at most `len` bytes into `ptr` with one non-blocking `recvmsg`, appending any
-/// descriptors that arrive to `fds`.
+/// How a receive may wait for data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvMode {
+    /// Never wait (`MSG_DONTWAIT`): an empty socket gives `ErrorKind::WouldBlock`.
+    NonBlocking,
+    /// Wait for at least one byte.
+    Blocking,
+    /// Wait until the whole buffer is filled (`MSG_WAITALL`); fewer bytes come back only
+    /// at end-of-file, after a signal, or where a message carrying descriptors begins.
+    WaitAll,
+}
+
+/// Receives at most `len` bytes into `ptr` with one `recvmsg`, appending any descriptors
+/// that arrive to `fds`.
 ///
 /// # Safety
 /// `ptr` must be valid for writes of `len` bytes (they may be uninitialised).
-unsafe fn recv_raw(sock: BorrowedFd<'_>, ptr: *mut u8, len: usize, fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+unsafe fn recv_raw(
+    sock: BorrowedFd<'_>,
+    ptr: *mut u8,
+    len: usize,
+    fds: &mut Vec<OwnedFd>,
+    mode: RecvMode,
+) -> io::Result<usize> {
+    let flags = libc::MSG_CMSG_CLOEXEC
+        | match mode {
+            RecvMode::NonBlocking => libc::MSG_DONTWAIT,
+            RecvMode::Blocking => 0,
+            RecvMode::WaitAll => libc::MSG_WAITALL,
+        };
     let mut control = [0u64; CMSG_WORDS];
     let mut iov = libc::iovec { iov_base: ptr.cast(), iov_len: len };
     // SAFETY: an all-zero msghdr is a valid "no address, no data" value; we fill it below.
@@ -38,7 +63,7 @@ unsafe fn recv_raw(sock: BorrowedFd<'_>, ptr: *mut u8, len: usize, fds: &mut Vec
     let n = loop {
         // SAFETY: `msg` points at `iov` (valid for `len` writable bytes by our contract)
         // and at `control`, both alive for the call; the kernel writes within their sizes.
-        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) };
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) };
         if n >= 0 {
             break n as usize;
         }
@@ -73,32 +98,35 @@ unsafe fn recv_raw(sock: BorrowedFd<'_>, ptr: *mut u8, len: usize, fds: &mut Vec
             cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
         }
     }
-    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-        return Err(io::Error::other(
-            "descriptors sent by the peer were dropped (more than one message may carry, \
-             or this process ran out of descriptors: raise `ulimit -n`)",
-        ));
-    }
+    // If the kernel had to drop descriptors (MSG_CTRUNC: this process is out of
+    // descriptors) the bytes are still good; the message simply arrives with fewer
+    // descriptors than it announced, which its decoder reports.
     Ok(n)
 }
 
-/// Receives what is available, up to `buf.len()` bytes, without waiting.
+/// Receives up to `buf.len()` bytes, waiting as `mode` says.
 ///
 /// Returns the number of bytes read: `0` means the peer closed its end (or `buf` is
-/// empty); an empty socket gives `ErrorKind::WouldBlock`. Descriptors that arrive are
-/// appended to `fds`.
-pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+/// empty); no data without waiting gives `ErrorKind::WouldBlock`. Interrupted calls are
+/// retried. Descriptors that arrive are appended to `fds`.
+pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>, mode: RecvMode) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of its whole length.
-    unsafe { recv_raw(sock, buf.as_mut_ptr(), buf.len(), fds) }
+    unsafe { recv_raw(sock, buf.as_mut_ptr(), buf.len(), fds, mode) }
 }
 
 /// Like [`recv`], but appends at most `max` bytes to the end of `buf` (growing its
 /// capacity as needed) without zero-filling the room first.
-pub fn recv_append(sock: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize, fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+pub fn recv_append(
+    sock: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    max: usize,
+    fds: &mut Vec<OwnedFd>,
+    mode: RecvMode,
+) -> io::Result<usize> {
     buf.reserve(max);
     let spare: &mut [MaybeUninit<u8>] = &mut buf.spare_capacity_mut()[..max];
     // SAFETY: `spare` is valid for writes of `max` bytes (reserved just above).
-    let n = unsafe { recv_raw(sock, spare.as_mut_ptr().cast(), max, fds) }?;
+    let n = unsafe { recv_raw(sock, spare.as_mut_ptr().cast(), max, fds, mode) }?;
     // SAFETY: the kernel initialised the first `n <= max` bytes of the spare capacity.
     unsafe { buf.set_len(buf.len() + n) };
     Ok(n)
@@ -144,13 +172,13 @@ mod tests {
     fn recv_never_blocks_and_sees_eof() {
         let (a, b) = socket_pair(SocketKind::Stream).unwrap();
         let mut buf = [0u8; 8];
-        let err = recv(b.as_fd(), &mut buf, &mut Vec::new()).unwrap_err();
+        let err = recv(b.as_fd(), &mut buf, &mut Vec::new(), RecvMode::NonBlocking).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         send_with_fds(a.as_fd(), &[IoSlice::new(b"hello")], &[], true).unwrap();
-        assert_eq!(recv(b.as_fd(), &mut buf, &mut Vec::new()).unwrap(), 5);
+        assert_eq!(recv(b.as_fd(), &mut buf, &mut Vec::new(), RecvMode::NonBlocking).unwrap(), 5);
         assert_eq!(&buf[..5], b"hello");
         drop(a);
-        assert_eq!(recv(b.as_fd(), &mut buf, &mut Vec::new()).unwrap(), 0);
+        assert_eq!(recv(b.as_fd(), &mut buf, &mut Vec::new(), RecvMode::NonBlocking).unwrap(), 0);
     }
 
     #[test]
@@ -161,13 +189,31 @@ mod tests {
             .unwrap();
         let mut buf = b"xy".to_vec();
         let mut fds = Vec::new();
-        assert_eq!(recv_append(b.as_fd(), &mut buf, 4, &mut fds).unwrap(), 4);
+        assert_eq!(recv_append(b.as_fd(), &mut buf, 4, &mut fds, RecvMode::NonBlocking).unwrap(), 4);
         assert_eq!(buf, b"xyabcd");
         assert_eq!(fds.len(), 2);
         assert!(crate::fd::is_cloexec(fds[0].as_fd()).unwrap());
-        assert_eq!(recv_append(b.as_fd(), &mut buf, 100, &mut fds).unwrap(), 2);
+        assert_eq!(recv_append(b.as_fd(), &mut buf, 100, &mut fds, RecvMode::Blocking).unwrap(), 2);
         assert_eq!(buf, b"xyabcdef");
         assert_eq!(fds.len(), 2);
+    }
+
+    #[test]
+    fn wait_all_fills_the_buffer_or_stops_at_eof() {
+        let (a, b) = socket_pair(SocketKind::Stream).unwrap();
+        let writer = std::thread::spawn(move || {
+            for chunk in [&b"ab"[..], b"cde", b"f"] {
+                std::thread::sleep(Duration::from_millis(5));
+                send_with_fds(a.as_fd(), &[IoSlice::new(chunk)], &[], false).unwrap();
+            }
+        });
+        let mut buf = [0u8; 5];
+        assert_eq!(recv(b.as_fd(), &mut buf, &mut Vec::new(), RecvMode::WaitAll).unwrap(), 5);
+        assert_eq!(&buf, b"abcde");
+        writer.join().unwrap();
+        let mut rest = [0u8; 4];
+        assert_eq!(recv(b.as_fd(), &mut rest, &mut Vec::new(), RecvMode::WaitAll).unwrap(), 1);
+        assert_eq!(rest[0], b'f');
     }
 
     #[test]
@@ -182,7 +228,7 @@ mod tests {
         let mut buf = vec![0u8; 1 << 16];
         let mut total = 0;
         loop {
-            match recv(b.as_fd(), &mut buf, &mut Vec::new()) {
+            match recv(b.as_fd(), &mut buf, &mut Vec::new(), RecvMode::NonBlocking) {
                 Ok(0) => break,
                 Ok(n) => total += n,
                 Err(e) => panic!("{e}"),
