@@ -33,6 +33,7 @@ use crate::wire::Outcome;
 pub struct RemoteCall {
     trampoline: isize,
     target: isize,
+    #[serde(with = "serde_bytes")]
     args: Vec<u8>,
     fds: Vec<Fd>,
 }
@@ -140,6 +141,7 @@ pub enum RemoteResult {
     /// The encoded return value and its descriptors.
     Returned {
         /// The encoded value.
+        #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
         /// Descriptors of the handles inside it.
         fds: Vec<Fd>,

@@ -56,9 +56,9 @@ pub use runtime::{fork_server_pid, init};
 /// multiproc_process::test_init!();
 /// ```
 ///
-/// It registers a constructor in `.init_array`, which runs while the program is still
-/// single-threaded: the fork server is forked then, and a spawned child takes its role
-/// there instead of starting the test harness.
+/// It registers a constructor in `.init_array`, which runs before the test harness: a
+/// spawned child (or the fork server) takes its role there instead of starting the
+/// harness.
 #[macro_export]
 macro_rules! test_init {
     () => {

@@ -15,7 +15,7 @@ use crate::Process;
 /// |---|---|---|---|
 /// | [`Fork`](StartMethod::Fork) | a copy of the parent at `start` | lowest | no: locks held by other threads stay held in the child |
 /// | [`Spawn`](StartMethod::Spawn) | a fresh run of this binary | highest (exec) | yes |
-/// | [`ForkServer`](StartMethod::ForkServer) | a copy of a small server forked at `init()` | low | yes |
+/// | [`ForkServer`](StartMethod::ForkServer) | a copy of a small single-threaded server (a fresh exec of this binary, started by `init()`) | low | yes |
 ///
 /// `ForkServer` is the default, as in Python 3.14. Spawn and ForkServer need
 /// [`crate::init`] at the top of `main`.
@@ -25,7 +25,9 @@ pub enum StartMethod {
     Fork,
     /// `fork()` + `exec()` of this binary; the child receives the target and arguments.
     Spawn,
-    /// A single-threaded server, forked early by `init()`, forks each child on request.
+    /// A small single-threaded server (an exec of this binary started by `init()`, or on
+    /// first use in a child process) forks each child on request, as a child of the
+    /// process that asked.
     #[default]
     ForkServer,
 }

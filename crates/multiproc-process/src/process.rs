@@ -422,8 +422,7 @@ impl<R> Process<R> {
         self.daemon
     }
 
-    /// The start method this process uses. After `start` under forkserver in a
-    /// multi-threaded child process that has no fork server, this is `Spawn`.
+    /// The start method this process uses (after `start`: the one it was started with).
     pub fn start_method(&self) -> StartMethod {
         match &self.child {
             Some(c) => c.method,

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
 
 use multiproc_sys::fd::{self, SocketKind};
-use multiproc_sys::proc::{self as sysproc, ExitStatus, Forked, PidFd};
+use multiproc_sys::proc::{self as sysproc, ExitStatus, Forked, PidFd, SpawnCommand};
 use multiproc_sys::{Pid, fdpass};
 use parking_lot::Mutex;
 
@@ -22,6 +22,10 @@ use crate::{StartMethod, set_start_method};
 /// The environment variable that tells a spawned child which descriptor is its control
 /// socket. It is removed as soon as the child reads it.
 pub(crate) const CHILD_ENV: &str = "MULTIPROC_CHILD_FD";
+
+/// The environment variable that makes a process the fork server, serving requests on
+/// the descriptor it names.
+const SERVER_ENV: &str = "MULTIPROC_FORKSERVER_FD";
 
 /// Largest bootstrap or result frame: the codec's 1 GiB limit plus room for the header.
 pub(crate) const FRAME_LIMIT: usize = multiproc_codec::DEFAULT_MAX_MESSAGE_SIZE + (1 << 16);
@@ -146,15 +150,32 @@ pub(crate) fn initialized() -> bool {
 /// process was started by spawn, runs the requested target and exits instead of
 /// returning (Python's `if __name__ == "__main__":` guard).
 ///
-/// Call it as the first line of `main`, before any thread is started: it forks the fork
-/// server, which must be a copy of a single-threaded process. In test binaries, where
-/// `main` is not yours, use [`crate::test_init!`]. Calling it more than once is harmless.
+/// Call it as the first line of `main`: a spawned child (and the fork server, which is
+/// an exec of this binary too) takes its role here, before any of the program's own
+/// code runs. It also starts this process's fork server. In test binaries, where `main`
+/// is not yours, use [`crate::test_init!`]. Calling it more than once is harmless.
 ///
 /// ```
 /// // The first line of `main`:
 /// multiproc_process::init();
 /// ```
 pub fn init() {
+    if let Some(raw) = std::env::var_os(SERVER_ENV) {
+        // SAFETY: as below: a freshly exec'd process before any of the program's code.
+        unsafe { sysproc::remove_env(SERVER_ENV) };
+        let raw: i32 = raw.to_str().and_then(|s| s.parse().ok()).unwrap_or(-1);
+        let owner = sysproc::parent_pid();
+        match fd::adopt_inherited(raw) {
+            Ok(sock) => {
+                multiproc_sys::signal::ignore_sigpipe();
+                serve(sock, owner)
+            }
+            Err(e) => {
+                eprintln!("multiproc: started as a fork server but {e}");
+                sysproc::exit_now(1);
+            }
+        }
+    }
     if let Some(raw) = std::env::var_os(CHILD_ENV) {
         // SAFETY: we are at the very start of a freshly exec'd child, before any of the
         // program's own code has run, so no other thread touches the environment.
@@ -172,12 +193,10 @@ pub fn init() {
         return;
     }
     with_me(|_| ());
-    // A fork server can only be forked from a single-threaded process; if threads
-    // already exist, forkserver requests fall back to spawn (documented on StartMethod).
-    // The lock must not be held across the fork, or the server's copy would stay locked.
-    if sysproc::thread_count() == 1 && lock(&FORKSERVER).is_none() {
-        let server = start_fork_server().ok();
-        *lock(&FORKSERVER) = server;
+    // Start the fork server now, so that the first forkserver child does not wait for it.
+    let mut fs = lock(&FORKSERVER);
+    if fs.is_none() {
+        *fs = start_fork_server().ok();
     }
 }
 
@@ -323,7 +342,7 @@ fn finish_child(ctrl: OwnedFd, outcome: Outcome, fds: Vec<OwnedFd>) -> ! {
     let code = outcome.exit_code();
     let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
     // If the parent is gone (or dropped its handle) nobody wants the result.
-    let _ = write_frame(ctrl.as_fd(), &outcome, &borrowed);
+    let _ = crate::wire::write_frame_spilling(ctrl.as_fd(), &outcome, &borrowed);
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     sysproc::exit_now(code)
@@ -331,6 +350,9 @@ fn finish_child(ctrl: OwnedFd, outcome: Outcome, fds: Vec<OwnedFd>) -> ! {
 
 /// The child side of spawn and forkserver: read the bootstrap, run the target, report.
 fn run_child(ctrl: OwnedFd, how: StartMethod) -> ! {
+    // A spawned child may be running from a constructor, before Rust's runtime has set
+    // this up for `main`: writing to a closed pipe must be an error, not death.
+    multiproc_sys::signal::ignore_sigpipe();
     MY_CONTROL_FD.store(fd::raw(&ctrl), Ordering::Release);
     let (boot, fds): (Bootstrap, Vec<OwnedFd>) = match read_frame(&ctrl, FRAME_LIMIT) {
         Ok(x) => x,
@@ -353,27 +375,21 @@ fn run_child(ctrl: OwnedFd, how: StartMethod) -> ! {
 
 // ---- fork server ----
 
+/// Starts a fork server for this process: a fresh exec of this binary (so it holds none
+/// of our descriptors, and neither do the children it forks), which `init()` turns into
+/// the server loop. It is our child, killed when the thread that started it exits.
 fn start_fork_server() -> std::io::Result<ForkServer> {
     let (client, server) = fd::socket_pair(SocketKind::SeqPacket)?;
     let owner = sysproc::current_pid();
-    // SAFETY: only called while this process is single-threaded (checked by callers);
-    // the child never returns: it serves requests and `_exit`s.
-    match unsafe { sysproc::fork() }? {
-        Forked::Child => {
-            drop(client);
-            if sysproc::set_parent_death_signal(Some(libc_sigkill())).is_err() || sysproc::parent_pid() != owner {
-                sysproc::exit_now(0);
-            }
-            // The server and its children must hold no close-on-fork descriptor (queue
-            // put tokens) of the process it was forked from.
-            let _ = multiproc_sys::clofork::neutralize_all();
-            serve(server, owner)
-        }
-        Forked::Parent(pid) => {
-            drop(server);
-            Ok(ForkServer { sock: client, owner, server: PidFd::open(pid)? })
-        }
-    }
+    let cmd = SpawnCommand::current_exe(
+        &[(SERVER_ENV, fd::raw(&server).to_string())],
+        &[CHILD_ENV],
+        server.as_fd(),
+        Some(libc_sigkill()),
+    )?;
+    let pid = cmd.spawn()?;
+    drop(server);
+    Ok(ForkServer { sock: client, owner, server: PidFd::open(pid)? })
 }
 
 /// The fork server's loop: one request (daemon flag + the child's control socket), one
@@ -420,8 +436,8 @@ fn libc_eio() -> i32 {
 }
 
 /// Asks this process's fork server for a child that will read its bootstrap from
-/// `child_end`. `Ok(None)`: no fork server can be had here (a child process that is
-/// already multi-threaded); the caller falls back to spawn.
+/// `child_end`, starting (or restarting) the server if needed. Always `Some` today; the
+/// caller treats `None` as "use spawn".
 pub(crate) fn fork_server_request(child_end: &OwnedFd, daemon: bool) -> Result<Option<Pid>, String> {
     let mut guard = lock(&FORKSERVER);
     let me = sysproc::current_pid();
@@ -434,14 +450,9 @@ pub(crate) fn fork_server_request(child_end: &OwnedFd, daemon: bool) -> Result<O
                     let _ = dead.server.try_wait();
                 }
             }
-            if sysproc::thread_count() != 1 {
-                return Ok(None);
-            }
-            // Single-threaded, so nobody else can take the lock meanwhile; it must not be
-            // held across the fork, or the new server's copy would stay locked.
-            drop(guard);
+            // The server is an exec of this binary, so starting one is safe from any
+            // thread, with any lock held.
             let server = start_fork_server().map_err(|e| format!("cannot start a fork server: {e}"))?;
-            guard = lock(&FORKSERVER);
             *guard = Some(server);
         }
         let Some(fs) = guard.as_ref() else { return Ok(None) };

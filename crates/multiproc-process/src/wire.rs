@@ -13,12 +13,20 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use multiproc_codec::{Bincode, Codec, DecodeError};
 use multiproc_sys::fdpass;
+use multiproc_sys::shm::Segment;
 use serde::{Deserialize, Serialize};
 
 use crate::StartMethod;
 
 const MAGIC: u32 = 0x4d50_5243; // "MPRC"
+// A frame whose body travels in a memfd (the first descriptor) instead of the socket.
+const MAGIC_SPILLED: u32 = 0x4d50_5253; // "MPRS"
 const HEADER: usize = 16;
+// Results larger than this go through a memfd: a child can then always finish writing
+// and exit, whether or not its parent reads (waiting on sentinels alone is a Python
+// idiom that must not deadlock), and big values are copied once instead of through
+// the socket in pieces.
+const SPILL_AT: usize = 64 << 10;
 
 /// Everything a spawn or forkserver child needs to run its target.
 #[derive(Debug, Serialize, Deserialize)]
@@ -33,6 +41,7 @@ pub(crate) struct Bootstrap {
     pub(crate) parent_name: String,
     pub(crate) start_method: StartMethod,
     pub(crate) spin_ns: u64,
+    #[serde(with = "serde_bytes")]
     pub(crate) args: Vec<u8>,
 }
 
@@ -40,7 +49,7 @@ pub(crate) struct Bootstrap {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Outcome {
     /// The encoded return value (descriptors out of band).
-    Returned(Vec<u8>),
+    Returned(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The panic message.
     Panicked(String),
     /// The arguments did not decode.
@@ -69,6 +78,30 @@ pub(crate) fn encode_frame<T: Serialize>(msg: &T, nfds: usize) -> io::Result<Vec
     Ok(buf)
 }
 
+/// Writes one frame, moving a large body into a memfd (see `SPILL_AT`) so that the
+/// socket only ever carries a few bytes.
+pub(crate) fn write_frame_spilling<T: Serialize>(
+    sock: BorrowedFd<'_>,
+    msg: &T,
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    let frame = encode_frame(msg, fds.len())?;
+    let body = &frame[HEADER..];
+    if body.len() <= SPILL_AT {
+        return fdpass::send_all_with_fds(sock, &frame, fds);
+    }
+    let seg = Segment::create("multiproc-result", body.len())?;
+    seg.write_at(0, body)?;
+    let mut header = [0u8; HEADER];
+    header[0..4].copy_from_slice(&MAGIC_SPILLED.to_le_bytes());
+    header[4..8].copy_from_slice(&((fds.len() + 1) as u32).to_le_bytes());
+    header[8..16].copy_from_slice(&(body.len() as u64).to_le_bytes());
+    let mut all = Vec::with_capacity(fds.len() + 1);
+    all.push(seg.as_fd());
+    all.extend_from_slice(fds);
+    fdpass::send_all_with_fds(sock, &header, &all)
+}
+
 /// Writes one frame, blocking until it is all in the socket.
 pub(crate) fn write_frame<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     fdpass::send_all_with_fds(sock, &encode_frame(msg, fds.len())?, fds)
@@ -82,6 +115,7 @@ pub(crate) struct FrameReader {
     body: Vec<u8>,
     fds: Vec<OwnedFd>,
     limit: usize,
+    spilled: bool,
 }
 
 /// What a call to [`FrameReader::read`] achieved.
@@ -104,8 +138,13 @@ impl FrameReader {
         u64::from_le_bytes(self.header[8..16].try_into().unwrap_or_default())
     }
 
+    /// How many body bytes travel through the socket itself.
+    fn socket_body_len(&self) -> u64 {
+        if self.spilled { 0 } else { self.body_len() }
+    }
+
     fn is_done(&self) -> bool {
-        self.have >= HEADER && self.body.len() as u64 == self.body_len()
+        self.have >= HEADER && self.body.len() as u64 == self.socket_body_len()
     }
 
     /// Reads what is available. With `nonblocking`, returns `Pending` instead of waiting.
@@ -121,6 +160,7 @@ impl FrameReader {
                         self.have += n;
                         if self.have == HEADER {
                             self.check_header()?;
+                            self.spilled = self.header[0..4] == MAGIC_SPILLED.to_le_bytes();
                         }
                         n
                     }
@@ -128,7 +168,7 @@ impl FrameReader {
                     Err(e) => return Err(e),
                 }
             } else {
-                let want = (self.body_len() - self.body.len() as u64).min(1 << 20) as usize;
+                let want = (self.socket_body_len() - self.body.len() as u64).min(1 << 20) as usize;
                 let start = self.body.len();
                 self.body.resize(start + want, 0);
                 let r = fdpass::recv_with_fds(sock, &mut self.body[start..], &mut self.fds, nonblocking);
@@ -154,7 +194,7 @@ impl FrameReader {
 
     fn check_header(&self) -> io::Result<()> {
         let magic = u32::from_le_bytes(self.header[0..4].try_into().unwrap_or_default());
-        if magic != MAGIC {
+        if magic != MAGIC && magic != MAGIC_SPILLED {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "control channel: bad frame magic"));
         }
         if self.body_len() > self.limit as u64 {
@@ -168,6 +208,17 @@ impl FrameReader {
 
     /// Decodes the completed frame; the descriptors stay for the payload.
     pub(crate) fn decode<T: serde::de::DeserializeOwned>(&mut self) -> Result<(T, Vec<OwnedFd>), DecodeError> {
+        if self.spilled {
+            self.spilled = false;
+            let len = self.body_len() as usize;
+            let invalid = |e: io::Error| DecodeError::Invalid(format!("spilled message: {e}"));
+            if self.fds.is_empty() {
+                return Err(invalid(io::Error::other("its memfd did not arrive")));
+            }
+            let seg = Segment::from_fd(self.fds.remove(0), len).map_err(invalid)?;
+            self.body.clear();
+            seg.read_append(0, len, &mut self.body).map_err(invalid)?;
+        }
         let v = Bincode::new().decode(&self.body)?;
         Ok((v, std::mem::take(&mut self.fds)))
     }
@@ -204,6 +255,17 @@ mod tests {
         drop(a);
         let mut r = FrameReader::new(1 << 20);
         assert_eq!(r.read(b.as_fd(), false).unwrap(), Progress::Closed { truncated: true });
+    }
+
+    #[test]
+    fn large_bodies_travel_in_a_memfd() {
+        let (a, b) = socket_pair(SocketKind::Stream).unwrap();
+        let big = Outcome::Returned(vec![7u8; 3 * SPILL_AT]);
+        // Would block forever without a reader if the body went through the socket.
+        write_frame_spilling(a.as_fd(), &big, &[]).unwrap();
+        let (o, fds): (Outcome, _) = read_frame(&b, 1 << 20).unwrap();
+        assert!(matches!(o, Outcome::Returned(v) if v.len() == 3 * SPILL_AT && v.iter().all(|&x| x == 7)));
+        assert!(fds.is_empty());
     }
 
     #[test]

@@ -274,7 +274,6 @@ fn join_timeout_in_small_steps_on_a_large_result() {
 /// idiom "wait on the sentinels of all my processes, then join the ones that are done"
 /// (`multiprocessing.connection.wait`) deadlocks on such a child.
 #[test]
-#[ignore = "known bug (issue 3): the sentinel of a child with a large result never fires"]
 fn sentinel_fires_for_a_child_with_a_large_result() {
     watchdog("sentinel_fires_for_a_child_with_a_large_result", || {
         for m in METHODS {

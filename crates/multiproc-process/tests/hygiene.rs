@@ -286,7 +286,6 @@ fn spawned_grandchildren_get_only_their_own_descriptors() {
 /// other children's pidfds and sockets. Fixing it means starting such a server with an
 /// exec (as Python does), not a fork.
 #[test]
-#[ignore = "known bug (issue 3): a fork server started inside a child leaks the child's descriptors"]
 fn forkserver_grandchildren_get_only_their_own_descriptors() {
     let _serial = serial();
     watchdog("forkserver_grandchildren_get_only_their_own_descriptors", || {
@@ -316,7 +315,6 @@ fn leave_grandchild_running((held, release): (Fd, Fd)) -> u32 {
 /// exited never reports end of file while that child's forkserver grandchild runs, so
 /// "the peer closed" is never seen. Known bug, see above.
 #[test]
-#[ignore = "known bug (issue 3): a fork server started inside a child leaks the child's descriptors"]
 fn end_of_file_is_not_held_up_by_forkserver_grandchildren() {
     use std::io::Read;
     let _serial = serial();

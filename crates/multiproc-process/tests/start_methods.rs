@@ -342,7 +342,6 @@ fn write_to_closed_pipe(_: ()) -> String {
 /// SIGPIPE instead (exit code -13). A program calling `init()` first thing in `main` is
 /// not affected. Fixing it needs a `multiproc-sys` function to ignore SIGPIPE in `init()`.
 #[test]
-#[ignore = "known bug (issue 3): forkserver children of test binaries die of SIGPIPE"]
 fn writing_to_a_closed_pipe_is_an_error_under_every_method() {
     watchdog("writing_to_a_closed_pipe_is_an_error_under_every_method", || {
         for m in METHODS {

@@ -65,8 +65,8 @@ pub unsafe fn fork_sibling() -> io::Result<Forked> {
     let mut head_len: libc::size_t = 0;
     // SAFETY: get_robust_list(0, ...) writes the calling thread's registration into the
     // two valid out-pointers.
-    let have_list = unsafe { libc::syscall(libc::SYS_get_robust_list, 0, &mut head, &mut head_len) } == 0
-        && !head.is_null();
+    let have_list =
+        unsafe { libc::syscall(libc::SYS_get_robust_list, 0, &mut head, &mut head_len) } == 0 && !head.is_null();
     let mut flags = libc::CLONE_PARENT | libc::SIGCHLD;
     if have_slot {
         flags |= libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID;
@@ -220,6 +220,10 @@ impl SpawnCommand {
                 // SAFETY: see above; all arguments are plain integers or pointers into
                 // memory that the fork copied and nobody frees before exec.
                 unsafe {
+                    // Like Python's spawn, hand the child nothing but the standard streams
+                    // and its control descriptor: anything this process inherited without
+                    // close-on-exec stops here.
+                    libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
                     libc::fcntl(self.keep_fd, libc::F_SETFD, 0);
                     if self.death_signal != 0 {
                         libc::prctl(libc::PR_SET_PDEATHSIG, self.death_signal as libc::c_ulong, 0, 0, 0);

@@ -14,6 +14,15 @@ pub fn name(signal: i32) -> String {
     }
 }
 
+/// Ignores `SIGPIPE`, so that writing to a closed pipe or socket fails with `EPIPE`
+/// instead of killing the process — what Rust's runtime does before `main`. A child
+/// that runs before `main` (from a constructor) sets it itself.
+pub fn ignore_sigpipe() {
+    // SAFETY: installing SIG_IGN involves no handler code; it cannot race with anything
+    // that relies on a previous handler.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// Sends `signal` to `pid` (prefer [`crate::proc::PidFd::send_signal`] for children,
 /// which cannot hit a recycled pid).
 pub fn kill(pid: Pid, signal: i32) -> io::Result<()> {
