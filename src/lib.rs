@@ -27,6 +27,8 @@ pub use multiproc_codec as codec;
 #[doc(inline)]
 pub use multiproc_process as process;
 #[doc(inline)]
+pub use multiproc_shared as shared;
+#[doc(inline)]
 pub use multiproc_sync as sync;
 #[doc(inline)]
 pub use multiproc_sys as sys;
@@ -36,5 +38,7 @@ pub use multiproc_process::{
     Context, JoinError, Process, Run, StartError, StartMethod, active_children, cpu_count, current_process,
     get_context, get_start_method, init, parent_process, set_start_method, test_init,
 };
+#[doc(inline)]
+pub use multiproc_shared::{Array, RawArray, RawValue, ShareableList, SharedMemory, Value};
 #[doc(inline)]
 pub use multiproc_sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, LockError, RLock, Semaphore};

@@ -20,6 +20,13 @@ fn flat_names_are_the_crate_types() {
     assert_eq!(TypeId::of::<multiproc::Event>(), TypeId::of::<multiproc::sync::Event>());
     assert_eq!(TypeId::of::<multiproc::Condition>(), TypeId::of::<multiproc::sync::Condition>());
     assert_eq!(TypeId::of::<multiproc::Barrier>(), TypeId::of::<multiproc::sync::Barrier>());
+    assert_eq!(TypeId::of::<multiproc::Value<u64>>(), TypeId::of::<multiproc_shared::Value<u64>>());
+    assert_eq!(TypeId::of::<multiproc::Value<u64>>(), TypeId::of::<multiproc::shared::Value<u64>>());
+    assert_eq!(TypeId::of::<multiproc::Array<u8>>(), TypeId::of::<multiproc::shared::Array<u8>>());
+    assert_eq!(TypeId::of::<multiproc::RawValue<u8>>(), TypeId::of::<multiproc::shared::RawValue<u8>>());
+    assert_eq!(TypeId::of::<multiproc::RawArray<u8>>(), TypeId::of::<multiproc::shared::RawArray<u8>>());
+    assert_eq!(TypeId::of::<multiproc::SharedMemory>(), TypeId::of::<multiproc::shared::SharedMemory>());
+    assert_eq!(TypeId::of::<multiproc::ShareableList>(), TypeId::of::<multiproc::shared::ShareableList>());
 }
 
 #[test]

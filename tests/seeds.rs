@@ -66,3 +66,8 @@ fn ticket_lock() {
     // Without the lock the example shows the oversell and still exits 0.
     run_example("ticket_lock", &["--no-lock"]);
 }
+
+#[test]
+fn shared_value() {
+    run_example("shared_value", &[]);
+}

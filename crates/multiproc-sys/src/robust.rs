@@ -169,10 +169,8 @@ impl RobustMutex {
             nsec -= 1_000_000_000;
             sec = sec.saturating_add(1);
         }
-        let abs = libc::timespec {
-            tv_sec: sec.min(libc::time_t::MAX as u64) as libc::time_t,
-            tv_nsec: nsec as libc::c_long,
-        };
+        let abs =
+            libc::timespec { tv_sec: sec.min(libc::time_t::MAX as u64) as libc::time_t, tv_nsec: nsec as libc::c_long };
         // SAFETY: the mutex pointer is valid (as in `lock`); `abs` lives on our stack for
         // the duration of the call.
         #[cfg(target_env = "gnu")]

@@ -1,0 +1,70 @@
+//! Starting test children under every start method, and killing them.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use multiproc_process::{JoinError, Process, StartMethod};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Every start method; each cross-process test runs under all of them.
+pub const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer];
+
+/// How long a test waits for a child to reach a point before failing (never reached
+/// unless something is broken).
+pub const LONG: Duration = Duration::from_secs(60);
+
+/// Starts `f(args)` in a daemon child (it dies with the test thread that started it, so
+/// a failed test leaves no process behind).
+pub fn start<A, R>(f: fn(A) -> R, args: A, method: StartMethod) -> Process<R>
+where
+    A: Serialize + DeserializeOwned + Send + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+{
+    let mut p = Process::new(f, args).with_start_method(method).with_daemon(true);
+    p.start().unwrap_or_else(|e| panic!("cannot start a {method} child: {e}"));
+    p
+}
+
+/// Starts `f(args)` and returns its result.
+pub fn run<A, R>(f: fn(A) -> R, args: A, method: StartMethod) -> R
+where
+    A: Serialize + DeserializeOwned + Send + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+{
+    start(f, args, method).join().unwrap_or_else(|e| panic!("{method} child failed: {e}"))
+}
+
+/// Kills a child and reaps it, checking that it died of the kill.
+pub fn kill<R: Serialize + DeserializeOwned + 'static>(p: &mut Process<R>) {
+    p.kill().expect("kill child");
+    match p.join() {
+        Err(JoinError::Killed { signal }) => assert_eq!(signal, libc::SIGKILL),
+        Err(e) => panic!("child ended otherwise than by SIGKILL: {e}"),
+        Ok(_) => panic!("child returned although it was killed"),
+    }
+}
+
+/// A small pseudo-random generator (splitmix64), seeded from the clock; the seed is
+/// printed so a failing run can be repeated.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn from_clock(what: &str) -> Rng {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        eprintln!("{what}: random seed {seed}");
+        Rng(seed)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n.max(1)
+    }
+}
