@@ -27,6 +27,8 @@ pub use multiproc_codec as codec;
 #[doc(inline)]
 pub use multiproc_process as process;
 #[doc(inline)]
+pub use multiproc_queue as queue;
+#[doc(inline)]
 pub use multiproc_shared as shared;
 #[doc(inline)]
 pub use multiproc_sync as sync;
@@ -38,6 +40,8 @@ pub use multiproc_process::{
     Context, JoinError, Process, Run, StartError, StartMethod, active_children, cpu_count, current_process,
     get_context, get_start_method, init, parent_process, set_start_method, test_init,
 };
+#[doc(inline)]
+pub use multiproc_queue::{JoinableQueue, Queue, SimpleQueue};
 #[doc(inline)]
 pub use multiproc_shared::{Array, RawArray, RawValue, ShareableList, SharedMemory, Value};
 #[doc(inline)]

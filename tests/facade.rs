@@ -20,6 +20,10 @@ fn flat_names_are_the_crate_types() {
     assert_eq!(TypeId::of::<multiproc::Event>(), TypeId::of::<multiproc::sync::Event>());
     assert_eq!(TypeId::of::<multiproc::Condition>(), TypeId::of::<multiproc::sync::Condition>());
     assert_eq!(TypeId::of::<multiproc::Barrier>(), TypeId::of::<multiproc::sync::Barrier>());
+    assert_eq!(TypeId::of::<multiproc::Queue<u8>>(), TypeId::of::<multiproc_queue::Queue<u8>>());
+    assert_eq!(TypeId::of::<multiproc::Queue<u8>>(), TypeId::of::<multiproc::queue::Queue<u8>>());
+    assert_eq!(TypeId::of::<multiproc::SimpleQueue<u8>>(), TypeId::of::<multiproc::queue::SimpleQueue<u8>>());
+    assert_eq!(TypeId::of::<multiproc::JoinableQueue<u8>>(), TypeId::of::<multiproc::queue::JoinableQueue<u8>>());
     assert_eq!(TypeId::of::<multiproc::Value<u64>>(), TypeId::of::<multiproc_shared::Value<u64>>());
     assert_eq!(TypeId::of::<multiproc::Value<u64>>(), TypeId::of::<multiproc::shared::Value<u64>>());
     assert_eq!(TypeId::of::<multiproc::Array<u8>>(), TypeId::of::<multiproc::shared::Array<u8>>());

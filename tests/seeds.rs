@@ -71,3 +71,13 @@ fn ticket_lock() {
 fn shared_value() {
     run_example("shared_value", &[]);
 }
+
+#[test]
+fn producer_consumer() {
+    run_example("producer_consumer", &[]);
+}
+
+#[test]
+fn joinable_queue() {
+    run_example("joinable_queue", &[]);
+}
