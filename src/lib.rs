@@ -25,6 +25,8 @@
 #[doc(inline)]
 pub use multiproc_codec as codec;
 #[doc(inline)]
+pub use multiproc_pipe as pipe;
+#[doc(inline)]
 pub use multiproc_process as process;
 #[doc(inline)]
 pub use multiproc_queue as queue;
@@ -40,6 +42,8 @@ pub use multiproc_process::{
     Context, JoinError, Process, Run, StartError, StartMethod, active_children, cpu_count, current_process,
     get_context, get_start_method, init, parent_process, set_start_method, test_init,
 };
+#[doc(inline)]
+pub use multiproc_pipe::{Address, Client, Connection, Listener, Pipe};
 #[doc(inline)]
 pub use multiproc_queue::{JoinableQueue, Queue, SimpleQueue};
 #[doc(inline)]

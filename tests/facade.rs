@@ -20,6 +20,11 @@ fn flat_names_are_the_crate_types() {
     assert_eq!(TypeId::of::<multiproc::Event>(), TypeId::of::<multiproc::sync::Event>());
     assert_eq!(TypeId::of::<multiproc::Condition>(), TypeId::of::<multiproc::sync::Condition>());
     assert_eq!(TypeId::of::<multiproc::Barrier>(), TypeId::of::<multiproc::sync::Barrier>());
+    assert_eq!(TypeId::of::<multiproc::Pipe>(), TypeId::of::<multiproc_pipe::Pipe>());
+    assert_eq!(TypeId::of::<multiproc::Connection>(), TypeId::of::<multiproc::pipe::Connection>());
+    assert_eq!(TypeId::of::<multiproc::Listener>(), TypeId::of::<multiproc::pipe::Listener>());
+    assert_eq!(TypeId::of::<multiproc::Client>(), TypeId::of::<multiproc::pipe::Client>());
+    assert_eq!(TypeId::of::<multiproc::Address>(), TypeId::of::<multiproc::pipe::Address>());
     assert_eq!(TypeId::of::<multiproc::Queue<u8>>(), TypeId::of::<multiproc_queue::Queue<u8>>());
     assert_eq!(TypeId::of::<multiproc::Queue<u8>>(), TypeId::of::<multiproc::queue::Queue<u8>>());
     assert_eq!(TypeId::of::<multiproc::SimpleQueue<u8>>(), TypeId::of::<multiproc::queue::SimpleQueue<u8>>());

@@ -81,3 +81,13 @@ fn producer_consumer() {
 fn joinable_queue() {
     run_example("joinable_queue", &[]);
 }
+
+#[test]
+fn pipe() {
+    run_example("pipe", &[]);
+}
+
+#[test]
+fn echo_server() {
+    run_example("echo_server", &[]);
+}

@@ -185,8 +185,7 @@ mod tests {
     fn append_collects_bytes_and_descriptors() {
         let (a, b) = socket_pair(SocketKind::Stream).unwrap();
         let (r, w) = crate::fd::pipe().unwrap();
-        send_with_fds(a.as_fd(), &[IoSlice::new(b"abc"), IoSlice::new(b"def")], &[r.as_fd(), w.as_fd()], true)
-            .unwrap();
+        send_with_fds(a.as_fd(), &[IoSlice::new(b"abc"), IoSlice::new(b"def")], &[r.as_fd(), w.as_fd()], true).unwrap();
         let mut buf = b"xy".to_vec();
         let mut fds = Vec::new();
         assert_eq!(recv_append(b.as_fd(), &mut buf, 4, &mut fds, RecvMode::NonBlocking).unwrap(), 4);
