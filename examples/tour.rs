@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use multiproc::{JoinError, Process, StartMethod, active_children, cpu_count, current_process};
+use multiproc::{
+    Array, Event, JoinError, JoinableQueue, Lock, Pipe, Process, Queue, StartMethod, Value, active_children, cpu_count,
+    current_process,
+};
 
 fn section(title: &str) {
     println!("\n=== {title} ===");
@@ -59,10 +62,154 @@ fn tour_process() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Echoes typed requests back, doubled, until the parent hangs up.
+fn doubler(conn: multiproc::Connection) -> u32 {
+    let mut served = 0;
+    while let Ok(x) = conn.recv::<u64>() {
+        conn.send(&(x * 2)).expect("reply");
+        served += 1;
+    }
+    served
+}
+
+fn tour_pipe() -> Result<(), Box<dyn std::error::Error>> {
+    section("pipe: messages between two processes (multiproc::pipe)");
+    let (here, there) = Pipe::duplex()?;
+    let mut p = Process::new(doubler, there);
+    p.start()?;
+    let started = Instant::now();
+    for x in 1..=1000u64 {
+        here.send(&x)?;
+        assert_eq!(here.recv::<u64>()?, x * 2);
+    }
+    let per_rtt = started.elapsed() / 1000;
+    here.send_bytes(b"raw bytes skip the codec")?;
+    drop(here); // the child sees end-of-file after the last message and returns
+    println!("1000 typed round trips, {per_rtt:?} each; the child served {} before EOF", p.join()?);
+    Ok(())
+}
+
+/// Holds the lock and dies without releasing it.
+fn die_holding(lock: Lock) {
+    let guard = lock.lock().expect("lock");
+    std::mem::forget(guard);
+    std::process::abort();
+}
+
+fn add_many((lock, counter, n): (Lock, Value<u64>, u64)) {
+    for _ in 0..n {
+        let _held = lock.lock().expect("lock");
+        counter.update(|c| *c += 1).expect("update");
+    }
+}
+
+fn tour_lock() -> Result<(), Box<dyn std::error::Error>> {
+    section("lock: mutual exclusion that survives a dead holder (multiproc::sync)");
+    let lock = Lock::new()?;
+    let counter = Value::new(0u64)?;
+    let mut workers: Vec<_> = (0..4).map(|_| Process::new(add_many, (lock.clone(), counter.clone(), 2_500))).collect();
+    for w in &mut workers {
+        w.start()?;
+    }
+    for w in &mut workers {
+        w.join()?;
+    }
+    println!("4 processes x 2,500 locked increments = {}", counter.load()?);
+
+    let mut p = Process::new(die_holding, lock.clone());
+    p.start()?;
+    println!("a child took the lock and died: {}", p.join().unwrap_err());
+    match lock.lock() {
+        Err(multiproc::LockError::OwnerDied(guard)) => {
+            println!("the next locker is told (Python would block forever) and holds the lock");
+            guard.mark_consistent();
+        }
+        Ok(_) => return Err("expected OwnerDied".into()),
+        Err(e) => return Err(e.to_string().into()),
+    }
+    Ok(())
+}
+
+fn produce((q, from, n): (Queue<(u32, u64)>, u32, u64)) {
+    for i in 0..n {
+        q.put((from, i)).expect("put");
+    }
+}
+
+fn tour_queue() -> Result<(), Box<dyn std::error::Error>> {
+    section("queue: many producers, many consumers, nothing lost (multiproc::queue)");
+    let q: Queue<(u32, u64)> = Queue::new()?;
+    let mut producers: Vec<_> = (0..3).map(|id| Process::new(produce, (q.clone(), id, 10_000))).collect();
+    for p in &mut producers {
+        p.start()?;
+    }
+    // The producers may exit before anything is consumed: put returns once the item
+    // is in shared memory (no feeder thread, unlike Python).
+    for p in &mut producers {
+        p.join()?;
+    }
+    q.close(); // our own handle will not put: once the queue drains, get says Closed
+    let started = Instant::now();
+    let got = q.iter().map_while(Result::ok).count();
+    println!(
+        "received {got} items from 3 finished producers in {:?}, then the queue reported closed",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+fn eat(q: JoinableQueue<String>) {
+    while let Ok(job) = q.get() {
+        assert!(!job.is_empty());
+        q.task_done().expect("task_done");
+    }
+}
+
+fn tour_joinable_queue() -> Result<(), Box<dyn std::error::Error>> {
+    section("joinable queue: wait until every task is done (multiproc::queue)");
+    let q: JoinableQueue<String> = JoinableQueue::new()?;
+    let mut consumer = Process::new(eat, q.clone()).with_daemon(true);
+    consumer.start()?;
+    for i in 0..100 {
+        q.put(format!("job {i}"))?;
+    }
+    q.join_timeout(Duration::from_secs(60))?;
+    println!("100 jobs put, all marked done by the daemon consumer");
+    consumer.kill()?;
+    let _ = consumer.join();
+    Ok(())
+}
+
+fn fill((arr, ready, slot): (Array<u32>, Event, usize)) {
+    arr.store(slot, (slot as u32 + 1) * 100).expect("store");
+    ready.wait();
+}
+
+fn tour_shared() -> Result<(), Box<dyn std::error::Error>> {
+    section("shared memory: typed values and arrays (multiproc::shared)");
+    let arr = Array::<u32>::zeroed(4)?;
+    let ready = Event::new()?;
+    let mut kids: Vec<_> = (0..4).map(|slot| Process::new(fill, (arr.clone(), ready.clone(), slot))).collect();
+    for k in &mut kids {
+        k.start()?;
+    }
+    ready.set();
+    for k in &mut kids {
+        k.join()?;
+    }
+    println!("each child wrote its slot: {:?}", arr.to_vec()?);
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     multiproc::init();
     println!("multiproc tour: Python's multiprocessing, typed and safe when a process dies");
     tour_process()?;
+    tour_pipe()?;
+    tour_lock()?;
+    tour_queue()?;
+    tour_joinable_queue()?;
+    tour_shared()?;
     println!("\ntour finished");
     Ok(())
 }
