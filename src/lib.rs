@@ -38,12 +38,12 @@ pub use multiproc_sync as sync;
 pub use multiproc_sys as sys;
 
 #[doc(inline)]
+pub use multiproc_pipe::{Address, Client, Connection, Listener, Pipe};
+#[doc(inline)]
 pub use multiproc_process::{
     Context, JoinError, Process, Run, StartError, StartMethod, active_children, cpu_count, current_process,
     get_context, get_start_method, init, parent_process, set_start_method, test_init,
 };
-#[doc(inline)]
-pub use multiproc_pipe::{Address, Client, Connection, Listener, Pipe};
 #[doc(inline)]
 pub use multiproc_queue::{JoinableQueue, Queue, SimpleQueue};
 #[doc(inline)]
