@@ -25,6 +25,8 @@
 #[doc(inline)]
 pub use multiproc_codec as codec;
 #[doc(inline)]
+pub use multiproc_manager as manager;
+#[doc(inline)]
 pub use multiproc_pipe as pipe;
 #[doc(inline)]
 pub use multiproc_process as process;
@@ -37,6 +39,8 @@ pub use multiproc_sync as sync;
 #[doc(inline)]
 pub use multiproc_sys as sys;
 
+#[doc(inline)]
+pub use multiproc_manager::{DictProxy, ListProxy, Manager, ValueProxy};
 #[doc(inline)]
 pub use multiproc_pipe::{Address, Client, Connection, Listener, Pipe};
 #[doc(inline)]

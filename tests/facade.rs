@@ -20,6 +20,14 @@ fn flat_names_are_the_crate_types() {
     assert_eq!(TypeId::of::<multiproc::Event>(), TypeId::of::<multiproc::sync::Event>());
     assert_eq!(TypeId::of::<multiproc::Condition>(), TypeId::of::<multiproc::sync::Condition>());
     assert_eq!(TypeId::of::<multiproc::Barrier>(), TypeId::of::<multiproc::sync::Barrier>());
+    assert_eq!(TypeId::of::<multiproc::Manager>(), TypeId::of::<multiproc_manager::Manager>());
+    assert_eq!(TypeId::of::<multiproc::Manager>(), TypeId::of::<multiproc::manager::Manager>());
+    assert_eq!(
+        TypeId::of::<multiproc::DictProxy<String, i64>>(),
+        TypeId::of::<multiproc::manager::DictProxy<String, i64>>()
+    );
+    assert_eq!(TypeId::of::<multiproc::ListProxy<u8>>(), TypeId::of::<multiproc::manager::ListProxy<u8>>());
+    assert_eq!(TypeId::of::<multiproc::ValueProxy<u8>>(), TypeId::of::<multiproc::manager::ValueProxy<u8>>());
     assert_eq!(TypeId::of::<multiproc::Pipe>(), TypeId::of::<multiproc_pipe::Pipe>());
     assert_eq!(TypeId::of::<multiproc::Connection>(), TypeId::of::<multiproc::pipe::Connection>());
     assert_eq!(TypeId::of::<multiproc::Listener>(), TypeId::of::<multiproc::pipe::Listener>());

@@ -91,3 +91,13 @@ fn pipe() {
 fn echo_server() {
     run_example("echo_server", &[]);
 }
+
+#[test]
+fn manager_counter() {
+    run_example("manager_counter", &[]);
+}
+
+#[test]
+fn remote_manager() {
+    run_example("remote_manager", &[]);
+}
