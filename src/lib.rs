@@ -21,6 +21,33 @@
 //!
 //! Call [`init()`] as the first line of `main` to use the spawn and forkserver start
 //! methods (forkserver is the default); in test binaries use [`test_init!`].
+//!
+//! Pools live here, in the facade: [`Pool`] (Python's `multiprocessing.Pool`, with
+//! [`AsyncResult`] and the lazy [`IMap`]), and [`futures`] (Python's
+//! `concurrent.futures`: [`ProcessPoolExecutor`], [`ThreadPoolExecutor`], [`Future`],
+//! [`futures::wait`], [`as_completed`]). A worker killed mid-task fails that task with
+//! [`TaskError::WorkerDied`] and is replaced; a per-task timeout kills and replaces a
+//! stuck worker; every failure is a [`TaskError`] value of the one task it hit. The
+//! futures' `wait` is only in [`futures`], since `multiprocessing.connection.wait` owns
+//! the flat name.
+
+mod async_result;
+mod error;
+mod executor;
+mod executor_map;
+mod future;
+pub mod futures;
+mod pool;
+mod thread_executor;
+mod worker;
+
+pub use async_result::{AsyncResult, GetTimeoutError};
+pub use error::{PoolError, TaskError, TimeoutError};
+pub use futures::{
+    AsCompleted, ExecutorMap, Future, ProcessPoolExecutor, ProcessPoolExecutorBuilder, ReturnWhen, ThreadPoolExecutor,
+    ThreadPoolExecutorBuilder, as_completed,
+};
+pub use pool::{IMap, Pool, PoolBuilder};
 
 #[doc(inline)]
 pub use multiproc_codec as codec;

@@ -20,6 +20,10 @@ fn flat_names_are_the_crate_types() {
     assert_eq!(TypeId::of::<multiproc::Event>(), TypeId::of::<multiproc::sync::Event>());
     assert_eq!(TypeId::of::<multiproc::Condition>(), TypeId::of::<multiproc::sync::Condition>());
     assert_eq!(TypeId::of::<multiproc::Barrier>(), TypeId::of::<multiproc::sync::Barrier>());
+    assert_eq!(TypeId::of::<multiproc::Future<u8>>(), TypeId::of::<multiproc::futures::Future<u8>>());
+    assert_eq!(TypeId::of::<multiproc::ProcessPoolExecutor>(), TypeId::of::<multiproc::futures::ProcessPoolExecutor>());
+    assert_eq!(TypeId::of::<multiproc::ThreadPoolExecutor>(), TypeId::of::<multiproc::futures::ThreadPoolExecutor>());
+    assert_eq!(TypeId::of::<multiproc::ReturnWhen>(), TypeId::of::<multiproc::futures::ReturnWhen>());
     assert_eq!(TypeId::of::<multiproc::Manager>(), TypeId::of::<multiproc_manager::Manager>());
     assert_eq!(TypeId::of::<multiproc::Manager>(), TypeId::of::<multiproc::manager::Manager>());
     assert_eq!(

@@ -83,6 +83,31 @@ fn joinable_queue() {
 }
 
 #[test]
+fn pool() {
+    let out = run_example("pool", &[]);
+    assert!(out.contains("pool example finished"), "{out}");
+}
+
+#[test]
+fn cpu_speedup() {
+    // A small N: the test checks the sums and the report, not the speed.
+    let out = run_example("cpu_speedup", &["2000000"]);
+    assert!(out.contains("speedup:"), "{out}");
+}
+
+#[test]
+fn executor() {
+    let out = run_example("executor", &[]);
+    assert!(out.contains("as_completed order: [100, 250, 500]"), "{out}");
+}
+
+#[test]
+fn echo_server_pool() {
+    let out = run_example("echo_server_pool", &[]);
+    assert!(out.contains("120 lines echoed to 6 clients"), "{out}");
+}
+
+#[test]
 fn pipe() {
     run_example("pipe", &[]);
 }

@@ -79,6 +79,10 @@ pub(crate) enum Unit {
     /// `"GB/s"`: 10⁹ bytes per second, higher is better; each operation moves
     /// `bytes_per_op` bytes (given to the registry with `.bytes_per_op(n)`).
     Bandwidth { bytes_per_op: u64 },
+    /// `"x"`: a factor, higher is better, not derived from one time: the first raw
+    /// reference's time per operation divided by multiproc's (a speedup over the
+    /// reference). See [`Unit::factor`].
+    Factor,
 }
 
 impl Unit {
@@ -86,6 +90,7 @@ impl Unit {
     /// `GB/s` only, and only allowed there.
     pub(crate) fn parse(label: &'static str, bytes_per_op: Option<u64>) -> Result<Unit, String> {
         match (label, bytes_per_op) {
+            ("x", None) => return Ok(Unit::Factor),
             ("GB/s", Some(bytes_per_op)) if bytes_per_op > 0 => return Ok(Unit::Bandwidth { bytes_per_op }),
             ("GB/s", _) => return Err("unit \"GB/s\" needs `.bytes_per_op(n)` in the registry".to_owned()),
             (_, Some(_)) => return Err(format!("unit {label:?}: only GB/s takes bytes per operation")),
@@ -108,6 +113,7 @@ impl Unit {
         match self {
             Unit::PerOp { label, .. } | Unit::PerSecond { label } => label,
             Unit::Bandwidth { .. } => "GB/s",
+            Unit::Factor => "x",
         }
     }
 
@@ -117,6 +123,24 @@ impl Unit {
             Unit::PerOp { scale, .. } => seconds_per_op * scale,
             Unit::PerSecond { .. } => 1.0 / seconds_per_op,
             Unit::Bandwidth { bytes_per_op } => bytes_per_op as f64 / seconds_per_op / 1e9,
+            // A time alone is no factor; the runner uses `factor` for these.
+            Unit::Factor => f64::NAN,
+        }
+    }
+
+    /// The reported values of a workload measured as `secs` (multiproc first, then its
+    /// raw references, in seconds per operation): for [`Unit::Factor`], multiproc's is
+    /// the first reference's time over its own and each reference's is its factor
+    /// against that first reference (1 for the first itself); for every other unit,
+    /// [`Unit::value`] of each.
+    pub(crate) fn values(self, secs: &[f64]) -> Vec<f64> {
+        match self {
+            Unit::Factor => {
+                let base = secs.get(1).copied().unwrap_or(f64::NAN);
+                let ours = std::iter::once(base / secs[0]);
+                ours.chain(secs[1..].iter().map(|&s| base / s)).collect()
+            }
+            _ => secs.iter().map(|&s| self.value(s)).collect(),
         }
     }
 }

@@ -51,7 +51,6 @@ impl Workload {
     }
 
     /// Adds a raw reference that is shown for context only, without a goal.
-    #[allow(dead_code, reason = "for references without a goal, such as issue 4's plain blocking socketpair")]
     pub(crate) const fn also_raw(self, label: &'static str, run: Batch) -> Workload {
         self.push_raw(Reference { label, run, max_cost: None })
     }
@@ -70,7 +69,6 @@ impl Workload {
 
     /// How many bytes one operation moves; required by (and only allowed with) the
     /// `GB/s` unit.
-    #[allow(dead_code, reason = "the GB/s workloads arrive with issues 4 and 6")]
     pub(crate) const fn bytes_per_op(mut self, bytes: u64) -> Workload {
         self.bytes_per_op = Some(bytes);
         self

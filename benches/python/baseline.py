@@ -18,6 +18,7 @@ Adding a workload: write `def batch(iters) -> seconds` that performs `iters` ope
 and unit. Standard library only.
 """
 
+import concurrent.futures
 import json
 import math
 import multiprocessing
@@ -49,11 +50,294 @@ def start_join(method):
     return batch
 
 
-# name -> (unit, batch[, bytes per operation for GB/s]); units as in measure.rs.
+# Issue 4 (pipe), 5 (lock), 6 (queue) and 7 (shared value): the same jobs as
+# benches/compare/{pipe,sync,queue,shared}.rs, under the fork start method as there.
+
+SMALL = 64
+MIB = 1 << 20
+_fork = multiprocessing.get_context("fork")
+
+
+def _echo(conn, n):
+    conn.send_bytes(b"r")
+    for _ in range(n):
+        conn.send_bytes(conn.recv_bytes())
+
+
+def _with_pipe_peer(peer, iters, body):
+    """Starts `peer(conn, iters)` in a child on one end of a Pipe, waits until it says it
+    is ready, and times `body(conn)` on the other end; then joins the child."""
+    a, b = _fork.Pipe()
+    p = _fork.Process(target=peer, args=(b, iters))
+    p.start()
+    a.recv_bytes()
+    start = time.perf_counter()
+    body(a)
+    took = time.perf_counter() - start
+    p.join()
+    return took
+
+
+def pipe_pingpong_small(iters):
+    """64 bytes there and back through a Pipe (send_bytes / recv_bytes)."""
+    msg = b"x" * SMALL
+
+    def body(a):
+        for _ in range(iters):
+            a.send_bytes(msg)
+            if len(a.recv_bytes()) != SMALL:
+                raise RuntimeError("the echo changed the message")
+
+    return _with_pipe_peer(_echo, iters, body)
+
+
+def _sink(conn, n):
+    conn.send_bytes(b"r")
+    for _ in range(n):
+        if len(conn.recv_bytes()) != MIB:
+            raise RuntimeError("a message changed size on the way")
+    conn.send_bytes(b"k")
+
+
+def pipe_bandwidth_1mib(iters):
+    """1 MiB messages one way through a Pipe, until the receiver acknowledges the last."""
+    msg = b"x" * MIB
+
+    def body(a):
+        for _ in range(iters):
+            a.send_bytes(msg)
+        a.recv_bytes()
+
+    return _with_pipe_peer(_sink, iters, body)
+
+
+def lock_uncontended(iters):
+    """Lock acquire + release in one process."""
+    lock = _fork.Lock()
+    acquire, release = lock.acquire, lock.release
+    start = time.perf_counter()
+    for _ in range(iters):
+        acquire()
+        release()
+    return time.perf_counter() - start
+
+
+def _lock_contender(lock, counter, barrier, n, out):
+    barrier.wait()
+    start = time.perf_counter()
+    for _ in range(n):
+        lock.acquire()
+        counter.value += 1
+        lock.release()
+    out.put(time.perf_counter() - start)
+
+
+def _value_incrementer(value, barrier, n, out):
+    barrier.wait()
+    start = time.perf_counter()
+    for _ in range(n):
+        with value.get_lock():
+            value.value += 1
+    out.put(time.perf_counter() - start)
+
+
+def _two_processes(target, shared, counter, iters):
+    """Two processes share `iters` operations of `target(*shared, barrier, n, out)`,
+    starting together; the slower one's seconds. Checks that `counter` reached `iters`."""
+    barrier, out = _fork.Barrier(2), _fork.SimpleQueue()
+    halves = (iters // 2, iters - iters // 2)
+    ps = [_fork.Process(target=target, args=(*shared, barrier, n, out)) for n in halves]
+    for p in ps:
+        p.start()
+    secs = max(out.get() for _ in ps)
+    for p in ps:
+        p.join()
+    if counter.value != iters:
+        raise RuntimeError(f"lost increments: {counter.value} of {iters}")
+    return secs
+
+
+def lock_contended_2p(iters):
+    """Two processes each lock, increment a shared counter, unlock."""
+    lock, counter = _fork.Lock(), _fork.Value("q", 0, lock=False)
+    return _two_processes(_lock_contender, (lock, counter), counter, iters)
+
+
+def value_locked_increment_2p(iters):
+    """Two processes each do `with v.get_lock(): v.value += 1` on one Value('i')."""
+    value = _fork.Value("i", 0)
+    return _two_processes(_value_incrementer, (value,), value, iters)
+
+
+def _producer(q, ready, go, n, size, sentinels):
+    msg = b"x" * size
+    ready.put(None)
+    go.get()
+    for _ in range(n):
+        q.put(msg)
+    for _ in range(sentinels):
+        q.put(None)
+    if hasattr(q, "join"):
+        q.join()
+
+
+def _consumer(q, ready, done):
+    ready.put(None)
+    count = 0
+    while q.get() is not None:
+        count += 1
+    done.put(count)
+
+
+def queue_one_to_one(kind, size):
+    """One producer process puts; the parent gets (and marks done, for JoinableQueue)."""
+
+    def batch(iters):
+        q = getattr(_fork, kind)()
+        ready, go = _fork.SimpleQueue(), _fork.SimpleQueue()
+        p = _fork.Process(target=_producer, args=(q, ready, go, iters, size, 0))
+        p.start()
+        ready.get()
+        joinable = kind == "JoinableQueue"
+        start = time.perf_counter()
+        go.put(None)
+        for _ in range(iters):
+            q.get()
+            if joinable:
+                q.task_done()
+        took = time.perf_counter() - start
+        p.join()
+        return took
+
+    return batch
+
+
+def queue_2p2c_small(iters):
+    """Two producer processes, two consumer processes, a sentinel from each producer."""
+    q = _fork.Queue()
+    ready, go, done = _fork.SimpleQueue(), _fork.SimpleQueue(), _fork.SimpleQueue()
+    half = max(iters // 2, 1)
+    procs = [_fork.Process(target=_consumer, args=(q, ready, done)) for _ in range(2)]
+    procs += [_fork.Process(target=_producer, args=(q, ready, go, half, SMALL, 1)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get()
+    start = time.perf_counter()
+    go.put(None)
+    go.put(None)
+    total = done.get() + done.get()
+    took = time.perf_counter() - start
+    for p in procs:
+        p.join()
+    if total != 2 * half:
+        raise RuntimeError(f"the consumers got {total} of {2 * half} messages")
+    return took * iters / (2 * half)
+
+
+# Issue 9: Pool and ProcessPoolExecutor of cpu_count() workers (their defaults), the same
+# jobs as benches/compare/pool.rs; the pool is started and warmed up before the clock.
+
+
+def _trivial(x):
+    return x + 1
+
+
+def _pool():
+    pool = multiprocessing.Pool(os.cpu_count())
+    pool.map(_trivial, range(64), chunksize=1)
+    return pool
+
+
+def pool_map(chunksize):
+    def batch(iters):
+        with _pool() as pool:
+            start = time.perf_counter()
+            out = pool.map(_trivial, range(iters), chunksize=chunksize)
+            took = time.perf_counter() - start
+        if len(out) != iters:
+            raise RuntimeError("map lost items")
+        return took
+
+    return batch
+
+
+def pool_apply_async_rtt(iters):
+    with _pool() as pool:
+        start = time.perf_counter()
+        for i in range(iters):
+            pool.apply_async(_trivial, (i,)).get()
+        return time.perf_counter() - start
+
+
+def pool_imap_unordered(iters):
+    with _pool() as pool:
+        start = time.perf_counter()
+        n = sum(1 for _ in pool.imap_unordered(_trivial, range(iters)))
+        took = time.perf_counter() - start
+    if n != iters:
+        raise RuntimeError("imap_unordered lost items")
+    return took
+
+
+def executor_submit_result(iters):
+    with concurrent.futures.ProcessPoolExecutor(os.cpu_count()) as ex:
+        for f in [ex.submit(_trivial, i) for i in range(64)]:
+            f.result()
+        start = time.perf_counter()
+        futures = [ex.submit(_trivial, i) for i in range(iters)]
+        for f in futures:
+            f.result()
+        return time.perf_counter() - start
+
+
+# Python sums with its C loop (sum(range(n))), so it gets a smaller n than Rust's
+# one-number-at-a-time loop; the factor compares each language with itself.
+SUM_N = 10_000_000
+
+
+def _sum_to(n):
+    return sum(range(n))
+
+
+def cpu_sum_pool(iters):
+    with _pool() as pool:
+        start = time.perf_counter()
+        for _ in range(iters):
+            pool.map(_sum_to, [SUM_N] * 4, chunksize=1)
+        return time.perf_counter() - start
+
+
+def cpu_sum_serial(iters):
+    start = time.perf_counter()
+    for _ in range(iters):
+        [_sum_to(n) for n in [SUM_N] * 4]
+    return time.perf_counter() - start
+
+
+# name -> (unit, batch[, bytes per operation for GB/s]); units as in measure.rs. A
+# factor ("x") has two batches instead: (measured, baseline), reported as
+# baseline time / measured time.
 WORKLOADS = {
     "process_start_join_fork": ("ms/proc", start_join("fork")),
     "process_start_join_spawn": ("ms/proc", start_join("spawn")),
     "process_start_join_forkserver": ("ms/proc", start_join("forkserver")),
+    "pipe_pingpong_small": ("us/rtt", pipe_pingpong_small),
+    "pipe_bandwidth_1mib": ("GB/s", pipe_bandwidth_1mib, MIB),
+    "lock_uncontended": ("ns/op", lock_uncontended),
+    "lock_contended_2p": ("ops/s", lock_contended_2p),
+    "value_locked_increment_2p": ("ops/s", value_locked_increment_2p),
+    "queue_1p1c_small": ("msgs/s", queue_one_to_one("Queue", SMALL)),
+    "simple_queue_1p1c_small": ("msgs/s", queue_one_to_one("SimpleQueue", SMALL)),
+    "joinable_queue_1p1c_small": ("msgs/s", queue_one_to_one("JoinableQueue", SMALL)),
+    "queue_2p2c_small": ("msgs/s", queue_2p2c_small),
+    "queue_bandwidth_1mib": ("GB/s", queue_one_to_one("Queue", MIB), MIB),
+    "pool_map_trivial": ("items/s", pool_map(None)),
+    "pool_map_trivial_chunk1": ("items/s", pool_map(1)),
+    "pool_apply_async_rtt": ("us/task", pool_apply_async_rtt),
+    "pool_imap_unordered": ("items/s", pool_imap_unordered),
+    "executor_submit_result": ("tasks/s", executor_submit_result),
+    "cpu_sum_speedup": ("x", (cpu_sum_pool, cpu_sum_serial)),
 }
 
 
@@ -99,8 +383,12 @@ def main(argv):
         if entry is None:
             continue
         unit, batch, *extra = entry
-        secs = seconds_per_op(batch, budget)
-        v = float(f"{value(unit, secs, *extra):.3e}")
+        if unit == "x":
+            measured, baseline = batch
+            v = seconds_per_op(baseline, budget) / seconds_per_op(measured, budget)
+        else:
+            v = value(unit, seconds_per_op(batch, budget), *extra)
+        v = float(f"{v:.3e}")
         line = {"workload": name, "impl": "python-mp", "value": v, "unit": unit}
         print(json.dumps(line, separators=(",", ":")), flush=True)
 

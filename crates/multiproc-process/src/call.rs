@@ -135,6 +135,33 @@ impl<'de, A, R> Deserialize<'de> for FnRef<A, R> {
     }
 }
 
+/// Any function of this binary as its offset from a fixed symbol, for function types
+/// [`FnRef`] cannot name, such as `fn(A, B) -> R` (`multiproc::Pool::starmap` sends
+/// two-parameter functions this way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FnOffset(i64);
+
+impl FnOffset {
+    /// The offset of the function at `address` (a function pointer cast to `usize`).
+    pub fn of(address: usize) -> FnOffset {
+        FnOffset(target::offset_of(address) as i64)
+    }
+
+    /// The address, in this process, of the function the offset was taken from; cast it
+    /// back to the same function pointer type to call it.
+    ///
+    /// # Safety
+    /// `self` must have been made by [`FnOffset::of`] from a function pointer in a
+    /// process running this same executable, and have reached us through a channel only
+    /// such processes can write to (the same contract as [`FnRef::resolve`]).
+    pub unsafe fn address(self) -> usize {
+        // SAFETY: forwarded from this function's contract; the pointer is only turned
+        // back into an address, never called here.
+        let f = unsafe { target::function_at::<(), ()>(self.0 as isize) };
+        f as usize
+    }
+}
+
 /// What a [`RemoteCall`] produced, ready to travel back.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum RemoteResult {

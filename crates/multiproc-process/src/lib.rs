@@ -35,7 +35,7 @@ mod runtime;
 mod target;
 mod wire;
 
-pub use call::{CallError, FnRef, RemoteCall, RemoteResult};
+pub use call::{CallError, FnOffset, FnRef, RemoteCall, RemoteResult};
 pub use error::{JoinError, StartError};
 pub use info::{
     ChildInfo, CurrentProcess, ParentProcess, active_children, authkey, cpu_count, current_process, parent_process,
