@@ -42,6 +42,8 @@
 //! 3. Add the Python side to `WORKLOADS` in `benches/python/baseline.py`, under the same
 //!    name and unit.
 
+#[path = "compare/manager.rs"]
+mod manager;
 #[path = "compare/measure.rs"]
 mod measure;
 #[path = "compare/pipe.rs"]
@@ -127,6 +129,11 @@ const WORKLOADS: &[Workload] = &[
     w("executor_submit_result", "tasks/s", pool::executor_submit_result).vs_python(5.0),
     // Goal: at least 0.9 x cpu_count (a machine-dependent figure, so not in the table).
     w("cpu_sum_speedup", "x", pool::cpu_sum_pool).also_raw("serial, the factor's baseline", pool::cpu_sum_serial),
+    // Issue 8: a Manager dict; update_with's Python counterpart is lock + get + set.
+    w("manager_dict_setget", "us/op", manager::dict_setget).vs_python(5.0),
+    w("manager_dict_contended_2p", "ops/s", manager::dict_contended_2p).vs_python(5.0),
+    w("manager_update_with", "us/op", manager::update_with).vs_python(10.0),
+    w("manager_update_with_2p", "ops/s", manager::update_with_2p).vs_python(10.0),
 ];
 
 fn main() -> ExitCode {

@@ -239,13 +239,13 @@ def queue_2p2c_small(iters):
 # jobs as benches/compare/pool.rs; the pool is started and warmed up before the clock.
 
 
-def _trivial(x):
+def _add_one(x):
     return x + 1
 
 
 def _pool():
     pool = multiprocessing.Pool(os.cpu_count())
-    pool.map(_trivial, range(64), chunksize=1)
+    pool.map(_add_one, range(64), chunksize=1)
     return pool
 
 
@@ -253,7 +253,7 @@ def pool_map(chunksize):
     def batch(iters):
         with _pool() as pool:
             start = time.perf_counter()
-            out = pool.map(_trivial, range(iters), chunksize=chunksize)
+            out = pool.map(_add_one, range(iters), chunksize=chunksize)
             took = time.perf_counter() - start
         if len(out) != iters:
             raise RuntimeError("map lost items")
@@ -266,14 +266,14 @@ def pool_apply_async_rtt(iters):
     with _pool() as pool:
         start = time.perf_counter()
         for i in range(iters):
-            pool.apply_async(_trivial, (i,)).get()
+            pool.apply_async(_add_one, (i,)).get()
         return time.perf_counter() - start
 
 
 def pool_imap_unordered(iters):
     with _pool() as pool:
         start = time.perf_counter()
-        n = sum(1 for _ in pool.imap_unordered(_trivial, range(iters)))
+        n = sum(1 for _ in pool.imap_unordered(_add_one, range(iters)))
         took = time.perf_counter() - start
     if n != iters:
         raise RuntimeError("imap_unordered lost items")
@@ -282,10 +282,10 @@ def pool_imap_unordered(iters):
 
 def executor_submit_result(iters):
     with concurrent.futures.ProcessPoolExecutor(os.cpu_count()) as ex:
-        for f in [ex.submit(_trivial, i) for i in range(64)]:
+        for f in [ex.submit(_add_one, i) for i in range(64)]:
             f.result()
         start = time.perf_counter()
-        futures = [ex.submit(_trivial, i) for i in range(iters)]
+        futures = [ex.submit(_add_one, i) for i in range(iters)]
         for f in futures:
             f.result()
         return time.perf_counter() - start
@@ -315,6 +315,70 @@ def cpu_sum_serial(iters):
     return time.perf_counter() - start
 
 
+# Issue 8: one Manager() for the whole run, as the Rust side starts one.
+_manager = None
+
+
+def _the_manager():
+    global _manager
+    if _manager is None:
+        _manager = _fork.Manager()
+    return _manager
+
+
+def manager_dict_setget(iters):
+    d = _the_manager().dict()
+    d[0] = 0
+    start = time.perf_counter()
+    for i in range(iters):
+        d[0] = i
+        if d[0] != i:
+            raise RuntimeError("lost a set")
+    return time.perf_counter() - start
+
+
+def manager_update_with(iters):
+    m = _the_manager()
+    d = m.dict()
+    lock = m.Lock()
+    d["count"] = 0
+    start = time.perf_counter()
+    for _ in range(iters):
+        with lock:
+            d["count"] = d["count"] + 1
+    took = time.perf_counter() - start
+    if d["count"] != iters:
+        raise RuntimeError("lost increments")
+    return took
+
+
+def _manager_increment(d, lock, barrier, n):
+    barrier.wait()
+    for _ in range(n):
+        with lock:
+            d["count"] = d["count"] + 1
+
+
+def manager_dict_contended_2p(iters):
+    m = _the_manager()
+    d = m.dict()
+    lock = m.Lock()
+    barrier = m.Barrier(3)
+    d["count"] = 0
+    half = (iters + 1) // 2
+    kids = [_fork.Process(target=_manager_increment, args=(d, lock, barrier, half)) for _ in range(2)]
+    for k in kids:
+        k.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for k in kids:
+        k.join()
+    took = time.perf_counter() - start
+    if d["count"] != 2 * half:
+        raise RuntimeError("lost increments")
+    return took * iters / (2 * half)
+
+
 # name -> (unit, batch[, bytes per operation for GB/s]); units as in measure.rs. A
 # factor ("x") has two batches instead: (measured, baseline), reported as
 # baseline time / measured time.
@@ -338,6 +402,11 @@ WORKLOADS = {
     "pool_imap_unordered": ("items/s", pool_imap_unordered),
     "executor_submit_result": ("tasks/s", executor_submit_result),
     "cpu_sum_speedup": ("x", (cpu_sum_pool, cpu_sum_serial)),
+    "manager_dict_setget": ("us/op", manager_dict_setget),
+    "manager_dict_contended_2p": ("ops/s", manager_dict_contended_2p),
+    # update_with's Python counterpart is what Python needs instead: lock + get + set.
+    "manager_update_with": ("us/op", manager_update_with),
+    "manager_update_with_2p": ("ops/s", manager_dict_contended_2p),
 }
 
 
