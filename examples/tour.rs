@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use multiproc::{
-    Array, Event, JoinError, JoinableQueue, Lock, Pipe, Process, Queue, StartMethod, Value, active_children, cpu_count,
-    current_process,
+    Array, Event, JoinError, JoinableQueue, Lock, Manager, Pipe, Pool, Process, ProcessPoolExecutor, Queue,
+    StartMethod, TaskError, ThreadPoolExecutor, Value, active_children, as_completed, cpu_count, current_process,
 };
 
 fn section(title: &str) {
@@ -201,6 +201,75 @@ fn tour_shared() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+fn take_one(n: Option<i64>) -> i64 {
+    n.unwrap_or(0) - 1
+}
+
+fn decrement(d: multiproc::DictProxy<String, i64>) {
+    d.update_with("count", take_one).expect("update_with");
+}
+
+fn tour_manager() -> Result<(), Box<dyn std::error::Error>> {
+    section("manager: a server process owning shared objects (multiproc::manager)");
+    let manager = Manager::start()?;
+    let d = manager.dict::<String, i64>()?;
+    d.insert("count".to_owned(), 20)?;
+    let mut kids: Vec<_> = (0..20).map(|_| Process::new(decrement, d.clone())).collect();
+    for k in &mut kids {
+        k.start()?;
+    }
+    for k in &mut kids {
+        k.join()?;
+    }
+    // update_with runs the function on the server, atomically: no lock needed.
+    println!("20 processes each decremented {{\"count\": 20}} on the server: {:?}", d.get("count")?);
+    let l = manager.list::<String>()?;
+    l.extend(["a".to_owned(), "b".to_owned()])?;
+    println!("a shared list: {:?}", l.to_vec()?);
+    manager.shutdown()?;
+    Ok(())
+}
+
+fn cube(x: u64) -> u64 {
+    x * x * x
+}
+
+fn crash_on(x: u64) -> u64 {
+    if x == 3 {
+        std::process::abort();
+    }
+    x
+}
+
+fn tour_pool() -> Result<(), Box<dyn std::error::Error>> {
+    section("pool: map work over worker processes (multiproc::Pool)");
+    let pool = Pool::new(2)?;
+    println!("map(cube, 0..10) = {:?}", pool.map(cube, 0..10)?);
+    let pending = pool.apply_async(cube, 7);
+    println!("apply_async(cube, 7).get() = {:?}", pending.get()?);
+    let lazy: u64 = pool.imap(cube, 0..).take(1000).map(|r| r.unwrap_or(0)).sum();
+    println!("imap over an endless iterator, first 1000 cubes summed: {lazy}");
+    let crashed: Vec<Result<u64, TaskError>> = pool.imap(crash_on, 0..6).collect();
+    println!("a worker that aborts fails only its task: {:?}", crashed[3].as_ref().unwrap_err().to_string());
+    println!("and the pool goes on: {:?}", pool.map(cube, [1, 2, 3])?);
+    Ok(())
+}
+
+fn tour_executor() -> Result<(), Box<dyn std::error::Error>> {
+    section("executor: concurrent.futures (multiproc::futures)");
+    let processes = ProcessPoolExecutor::new(2)?;
+    let futures: Vec<_> = (1..=4).map(|x| processes.submit(cube, x)).collect();
+    let done: Vec<u64> = as_completed(&futures, None).filter_map(|f| f.ok()?.result().ok().copied()).collect();
+    println!("ProcessPoolExecutor, as_completed: {done:?}");
+    let threads = ThreadPoolExecutor::new(2);
+    let f = threads.submit(|| (1..=10u64).product::<u64>());
+    f.add_done_callback(|f| println!("ThreadPoolExecutor callback: 10! = {:?}", f.result()));
+    f.result()?;
+    threads.shutdown(true, false);
+    processes.shutdown(true, false);
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     multiproc::init();
     println!("multiproc tour: Python's multiprocessing, typed and safe when a process dies");
@@ -210,6 +279,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tour_queue()?;
     tour_joinable_queue()?;
     tour_shared()?;
+    tour_manager()?;
+    tour_pool()?;
+    tour_executor()?;
     println!("\ntour finished");
     Ok(())
 }
