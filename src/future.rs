@@ -149,7 +149,7 @@ impl<R> Core<R> {
                 if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&me))) {
                     eprintln!(
                         "multiproc: a done callback panicked (ignored): {}",
-                        crate::worker::panic_message(p.as_ref())
+                        multiproc_process::panic_message(p.as_ref())
                     );
                 }
             }

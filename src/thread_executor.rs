@@ -13,7 +13,7 @@ use crate::error::TaskError;
 use crate::executor_map::ExecutorMap;
 use crate::future::{Core, Future, Promise};
 use crate::pool::collect::{Collector, StreamCollector};
-use crate::worker::panic_message;
+use multiproc_process::panic_message;
 
 type Initializer = Arc<dyn Fn() + Send + Sync>;
 

@@ -12,6 +12,7 @@
 //! worker -> parent   Ready (after the initializer)  |  InitFailed(message)  |  Done { id, result }
 //! ```
 
+use multiproc_process::panic_message;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use multiproc_codec::{Bincode, Fd, encode_with_fds, human_size};
@@ -173,17 +174,6 @@ pub(crate) fn encode_chunk<R: Serialize>(mut results: Vec<Result<R, ItemFailure>
     match encode_with_fds(&codec, &results, &mut bytes) {
         Ok(fds) => RemoteResult::Returned { bytes, fds: fds.into_iter().map(Fd::new).collect() },
         Err(e) => RemoteResult::ResultNotSent(e.to_string()),
-    }
-}
-
-/// The text of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
     }
 }
 

@@ -86,7 +86,7 @@ fn run_callbacks<R>(
         }
     }));
     if let Err(p) = ran {
-        eprintln!("multiproc: a pool callback panicked (ignored): {}", crate::worker::panic_message(p.as_ref()));
+        eprintln!("multiproc: a pool callback panicked (ignored): {}", multiproc_process::panic_message(p.as_ref()));
     }
 }
 

@@ -49,7 +49,8 @@ use multiproc_pipe::{Connection, Pipe, RecvError, SendError, Waitable};
 use multiproc_process::{Process, RemoteCall, RemoteResult, StartMethod};
 
 use crate::error::{PoolError, TaskError};
-use crate::worker::{FromWorker, ToWorker, WorkerArgs, panic_message, worker_main};
+use crate::worker::{FromWorker, ToWorker, WorkerArgs, worker_main};
+use multiproc_process::panic_message;
 
 /// Tasks whose runs take less than this on average are sent two at a time per worker,
 /// so that a worker finds its next task waiting when it finishes one.

@@ -19,9 +19,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_bytes::ByteBuf;
 
 use crate::client::{ObjectRef, WireRef, unexpected};
-use crate::encoding::{decode, encode, panic_message};
+use crate::encoding::{decode, encode};
 use crate::error::ProxyError;
 use crate::wire::{Op, Response};
+use multiproc_process::panic_message;
 
 /// A type whose values live in a manager's server and are used through a
 /// [`SharedProxy`] (Python: a class registered with `BaseManager.register`).

@@ -21,9 +21,10 @@ use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
 use crate::client::{Link, unexpected};
-use crate::encoding::{decode, encode, panic_message};
+use crate::encoding::{decode, encode};
 use crate::error::{ProxyError, UpdateError};
 use crate::wire::{Request, Response, ServerError, UpdateCall, UpdateFailure, UpdateFn, UpdateResult};
+use multiproc_process::panic_message;
 
 /// The request part for `dict.update_with(key, f)`.
 pub(crate) fn for_dict<V>(f: fn(Option<V>) -> V, limit: usize) -> Result<UpdateFn, ProxyError>

@@ -46,6 +46,7 @@ pub use method::{
 };
 pub use process::{CloseError, Process, Run};
 pub use runtime::{fork_server_pid, init};
+pub use target::panic_message;
 
 /// Runs [`init()`] before `main` in a test binary (or any binary whose `main` you do not
 /// control), so that tests can use the spawn and forkserver start methods.

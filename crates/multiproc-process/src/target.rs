@@ -92,8 +92,9 @@ pub(crate) fn run_target<A, R: Serialize>(f: fn(A) -> R, args: A) -> (Outcome, V
     }
 }
 
-/// The text of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+/// The message of a caught panic (the payload of `catch_unwind`), for reporting it to
+/// another process: the text for `&str` and `String` payloads.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
