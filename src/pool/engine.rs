@@ -380,6 +380,11 @@ impl State {
 /// The shared part of an engine.
 struct Inner {
     state: Mutex<State>,
+    /// Held from reading workers' messages until they are applied to the state, by the
+    /// manager (blocking) and by helping threads (`help`, try only). Without it the
+    /// manager could see a worker's death while a helper holds results the worker sent
+    /// just before dying, and blame the wrong task (then rerun the one that killed it).
+    receiving: Mutex<()>,
     /// Signalled when the manager finishes.
     finished: Condvar,
     cfg: Config,
@@ -397,6 +402,7 @@ impl Inner {
     /// it spins, so that a result needs no hop through the manager thread. Gives up at
     /// once if the state or a connection is busy (the manager gets it then).
     fn help(&self) {
+        let Ok(_receiving) = self.receiving.try_lock() else { return };
         let conns: Vec<(u64, Arc<Connection>)> = match self.state.try_lock() {
             Ok(st) => {
                 st.workers.iter().filter(|w| !w.queue.is_empty() && !w.eof).map(|w| (w.key, w.conn.clone())).collect()
@@ -498,6 +504,7 @@ impl Engine {
         }
         let (doorbell, doorbell_rx) = Pipe::duplex()?;
         let inner = Arc::new(Inner {
+            receiving: Mutex::new(()),
             state: Mutex::new(State {
                 phase: Phase::Running,
                 backlog: VecDeque::new(),
@@ -794,7 +801,10 @@ impl Manager {
                     continue;
                 }
             };
-            // Receive outside the lock (decoding a large result takes time).
+            // Receive outside the state lock (decoding a large result takes time), but
+            // under `receiving`, so no helper is halfway through applying messages
+            // when a worker's death is judged below.
+            let _receiving = inner.receiving.lock().unwrap_or_else(PoisonError::into_inner);
             let mut messages: Vec<(u64, FromWorker)> = Vec::new();
             let mut eof: Vec<u64> = Vec::new();
             let mut ended: Vec<u64> = Vec::new();
