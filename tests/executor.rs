@@ -5,7 +5,7 @@
 multiproc::test_init!();
 
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

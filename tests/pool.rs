@@ -5,7 +5,7 @@
 multiproc::test_init!();
 
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};

@@ -55,7 +55,7 @@ pub(crate) fn fingerprint<K, V>() -> String {
 /// assert_eq!(d.items()?, vec![("count".to_owned(), 0)]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity, reason = "the PhantomData marker's type is what sets the variance")]
 pub struct DictProxy<K, V> {
     pub(crate) obj: Arc<ObjectRef>,
     _types: PhantomData<fn(K, V) -> (K, V)>, // invariant in K and V, and Send + Sync whatever they are

@@ -1,9 +1,11 @@
 //! What can be registered under a name and found again by another program
 //! ([`Manager::register`](crate::Manager::register) / [`Manager::get`](crate::Manager::get)).
 
-// `Shareable` is sealed: its methods live in a supertrait no one outside this crate can
-// name or implement, and they deal in this crate's private protocol types on purpose.
-#![allow(private_interfaces)]
+#![allow(
+    private_interfaces,
+    reason = "`Shareable` is sealed: its methods live in a supertrait no one outside this crate can name \
+              or implement, and they deal in this crate's private protocol types on purpose"
+)]
 
 use std::sync::Arc;
 

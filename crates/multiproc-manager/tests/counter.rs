@@ -10,7 +10,7 @@
 multiproc_process::test_init!();
 
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use multiproc_manager::{DictProxy, ListProxy, Manager};
 use multiproc_process::{Process, StartMethod};

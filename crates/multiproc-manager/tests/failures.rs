@@ -15,7 +15,7 @@
 multiproc_process::test_init!();
 
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use std::io::{Read, Write};
 use std::os::linux::net::SocketAddrExt;

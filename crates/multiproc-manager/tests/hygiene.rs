@@ -8,7 +8,7 @@
 multiproc_process::test_init!();
 
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

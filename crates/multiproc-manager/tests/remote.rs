@@ -7,7 +7,7 @@
 multiproc_process::test_init!();
 
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};

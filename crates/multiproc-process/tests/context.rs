@@ -7,7 +7,7 @@
 multiproc_process::test_init!();
 
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use multiproc_process::{
     ContextError, Process, StartMethod, authkey, current_process, get_all_start_methods, get_context, get_start_method,

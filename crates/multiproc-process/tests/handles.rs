@@ -8,9 +8,9 @@
 multiproc_process::test_init!();
 
 #[path = "support/procfs.rs"]
-mod procfs;
+pub mod procfs;
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};

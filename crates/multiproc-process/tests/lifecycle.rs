@@ -10,9 +10,9 @@
 multiproc_process::test_init!();
 
 #[path = "support/procfs.rs"]
-mod procfs;
+pub mod procfs;
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use std::fs::File;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! spawn and forkserver refuse to start with an error that says how to fix it.
 
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use multiproc_process::{Process, StartError, StartMethod, active_children, current_process, fork_server_pid};
 use watchdog::{THREAD_SAFE_METHODS, started, watchdog};

@@ -4,7 +4,7 @@
 multiproc_process::test_init!();
 
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use multiproc_process::StartMethod;
 use multiproc_queue::Queue;

@@ -6,7 +6,7 @@
 multiproc_process::test_init!();
 
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use multiproc_codec::{Bincode, DecodeError, Fd, decode_with_fds, encode_with_fds};
 use multiproc_queue::{JoinableQueue, Queue, RecvError, SimpleQueue};

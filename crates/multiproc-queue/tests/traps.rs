@@ -10,7 +10,7 @@
 multiproc_process::test_init!();
 
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use std::fs::File;
 use std::io::{Read, Write};

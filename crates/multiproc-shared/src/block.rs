@@ -268,7 +268,7 @@ impl<T: Pod> Block<T> {
     /// While the slice lives, nobody else in any process may access the elements: the
     /// caller holds the lock that every access to them takes.
     #[inline]
-    #[allow(clippy::mut_from_ref)] // exclusivity comes from the lock, as documented
+    #[allow(clippy::mut_from_ref, reason = "exclusivity comes from the lock, as documented")]
     pub(crate) unsafe fn elems_mut(&self) -> &mut [T] {
         // SAFETY: forwarded from the caller; bounds were checked at create/attach.
         match unsafe { mapping::bytes_mut(&*self.seg, self.data, self.len * size_of::<T>()) } {

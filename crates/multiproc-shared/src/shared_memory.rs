@@ -395,7 +395,7 @@ impl SharedMemory {
     /// bytes, and no other reference to them may exist (from this handle, a clone, or
     /// another mapping): the caller has exclusive access by some agreement, such as a
     /// lock every process takes.
-    #[allow(clippy::mut_from_ref)] // exclusivity is the caller's promise, as documented
+    #[allow(clippy::mut_from_ref, reason = "exclusivity is the caller's promise, as documented")]
     pub unsafe fn as_mut_slice(&self) -> &mut [u8] {
         // SAFETY: in bounds as above; exclusivity is the caller's promise.
         unsafe { mapping::bytes_mut(&self.inner.seg, DATA, self.inner.size) }.unwrap_or(&mut [])

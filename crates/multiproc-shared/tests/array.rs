@@ -5,9 +5,9 @@
 multiproc_process::test_init!();
 
 #[path = "support/procs.rs"]
-mod procs;
+pub mod procs;
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use std::sync::atomic::Ordering;
 

@@ -5,13 +5,13 @@
 multiproc_process::test_init!();
 
 #[path = "support/names.rs"]
-mod names;
+pub mod names;
 #[path = "support/procs.rs"]
-mod procs;
+pub mod procs;
 #[path = "support/tool.rs"]
-mod tool;
+pub mod tool;
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use std::time::Duration;
 

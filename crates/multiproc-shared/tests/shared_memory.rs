@@ -7,13 +7,13 @@
 multiproc_process::test_init!();
 
 #[path = "support/names.rs"]
-mod names;
+pub mod names;
 #[path = "support/procs.rs"]
-mod procs;
+pub mod procs;
 #[path = "support/tool.rs"]
-mod tool;
+pub mod tool;
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 

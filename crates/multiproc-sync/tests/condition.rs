@@ -5,11 +5,11 @@
 multiproc_process::test_init!();
 
 #[path = "support/counter.rs"]
-mod counter;
+pub mod counter;
 #[path = "support/procs.rs"]
-mod procs;
+pub mod procs;
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

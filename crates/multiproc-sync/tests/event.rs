@@ -3,9 +3,9 @@
 multiproc_process::test_init!();
 
 #[path = "support/procs.rs"]
-mod procs;
+pub mod procs;
 #[path = "support/watchdog.rs"]
-mod watchdog;
+pub mod watchdog;
 
 use std::time::{Duration, Instant};
 

@@ -227,7 +227,7 @@ pub unsafe fn bytes(m: &(impl Mapping + ?Sized), offset: usize, len: usize) -> i
 /// While the returned slice lives, no other thread of any process may read or write
 /// those bytes, and the caller makes no other reference to them (for example: every
 /// access to them happens under a lock that the caller holds now).
-#[allow(clippy::mut_from_ref)] // exclusivity is the caller's promise, as documented
+#[allow(clippy::mut_from_ref, reason = "exclusivity is the caller's promise, as documented")]
 pub unsafe fn bytes_mut(m: &(impl Mapping + ?Sized), offset: usize, len: usize) -> io::Result<&mut [u8]> {
     let p = range(m, offset, len, 1)?;
     // SAFETY: in bounds and mapped while `m` is borrowed; the caller promises exclusive

@@ -4,7 +4,6 @@
 //!
 //! Include with `#[path = "support/watchdog.rs"] mod watchdog;`. Each test file uses a
 //! subset, hence the `dead_code` allowance.
-#![allow(dead_code)]
 
 use std::ops::{Deref, DerefMut};
 use std::sync::mpsc;
@@ -15,25 +14,21 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Every start method, in the order the tests run them.
-pub(crate) const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer];
+pub const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer];
 
 /// How long a test may go without finishing before the watchdog calls it hung. Hang
 /// detection, not a speed requirement: every test here normally ends in a small
 /// fraction of it, even in a debug build on a loaded two-core machine.
-pub(crate) const HANG: Duration = Duration::from_secs(120);
+pub const HANG: Duration = Duration::from_secs(120);
 
 /// Runs `body` on its own thread and fails with "watchdog: NAME hung for Ns" if it has
 /// not finished after `HANG`. A panic in `body` is re-raised here with its message.
-pub(crate) fn watchdog<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
+pub fn watchdog<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
     watchdog_for(name, HANG, body)
 }
 
 /// [`watchdog`] with an explicit limit.
-pub(crate) fn watchdog_for<T: Send + 'static>(
-    name: &str,
-    limit: Duration,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> T {
+pub fn watchdog_for<T: Send + 'static>(name: &str, limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(name.to_owned())
@@ -60,7 +55,7 @@ pub(crate) fn watchdog_for<T: Send + 'static>(
 
 /// Runs `f` on a helper thread and returns its result, or `None` if it has not returned
 /// after `limit` (the thread is left behind). For calls that must not hang.
-pub(crate) fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());
@@ -70,11 +65,17 @@ pub(crate) fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T +
 
 /// Owns a started (or not) process and, when dropped, kills and reaps it, so a failing
 /// assertion never leaves a child behind. Use it like the `Process` it wraps.
-pub(crate) struct Reaped<R: Serialize + DeserializeOwned + 'static>(Option<Process<R>>);
+pub struct Reaped<R: Serialize + DeserializeOwned + 'static>(Option<Process<R>>);
+
+impl<R: Serialize + DeserializeOwned + 'static> std::fmt::Debug for Reaped<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Reaped").field(&self.0).finish()
+    }
+}
 
 impl<R: Serialize + DeserializeOwned + 'static> Reaped<R> {
     /// Gives the process back without killing it.
-    pub(crate) fn into_inner(mut self) -> Process<R> {
+    pub fn into_inner(mut self) -> Process<R> {
         self.0.take().expect("process already taken")
     }
 }
@@ -102,7 +103,7 @@ impl<R: Serialize + DeserializeOwned + 'static> DerefMut for Reaped<R> {
 }
 
 /// Starts `p` and wraps it in a [`Reaped`] guard, panicking with the method on failure.
-pub(crate) fn started<R: Serialize + DeserializeOwned + 'static>(p: Process<R>) -> Reaped<R> {
+pub fn started<R: Serialize + DeserializeOwned + 'static>(p: Process<R>) -> Reaped<R> {
     let method = p.start_method();
     let mut g = Reaped(Some(p));
     if let Err(e) = g.start() {
@@ -112,12 +113,12 @@ pub(crate) fn started<R: Serialize + DeserializeOwned + 'static>(p: Process<R>) 
 }
 
 /// Replaces the panic hook with a silent one, in a child that panics on purpose.
-pub(crate) fn silence_panics() {
+pub fn silence_panics() {
     std::panic::set_hook(Box::new(|_| {}));
 }
 
 /// A process's state letter and parent pid from `/proc/PID/stat`; `None` if it is gone.
-pub(crate) fn stat(pid: u32) -> Option<(char, u32)> {
+pub fn stat(pid: u32) -> Option<(char, u32)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
@@ -127,12 +128,12 @@ pub(crate) fn stat(pid: u32) -> Option<(char, u32)> {
 }
 
 /// Whether `pid` has ended: no longer in `/proc`, or a zombie waiting for its parent.
-pub(crate) fn is_dead(pid: u32) -> bool {
+pub fn is_dead(pid: u32) -> bool {
     !matches!(stat(pid), Some((s, _)) if s != 'Z' && s != 'X')
 }
 
 /// Our zombie children: every process in state `Z` whose parent is this process.
-pub(crate) fn our_zombies() -> Vec<u32> {
+pub fn our_zombies() -> Vec<u32> {
     let me = std::process::id();
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
     dir.flatten()
@@ -143,7 +144,7 @@ pub(crate) fn our_zombies() -> Vec<u32> {
 
 /// Polls `cond` every few milliseconds until it holds or `limit` passes; returns whether
 /// it held. A bounded wait for something asynchronous, never a speed requirement.
-pub(crate) fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
     loop {
         if cond() {
@@ -157,7 +158,7 @@ pub(crate) fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> boo
 }
 
 /// Sends SIGKILL to `pid`.
-pub(crate) fn sigkill(pid: u32) {
+pub fn sigkill(pid: u32) {
     let pid = multiproc_sys::Pid::from_raw(pid as i32);
     multiproc_sys::signal::kill(pid, multiproc_sys::signal::SIGKILL).expect("kill");
 }

@@ -25,7 +25,7 @@ enum Report<T> {
 
 /// Runs `body`, failing the test if it takes longer than `limit` (which is a hang
 /// detector, not a speed requirement: choose it generously).
-pub(crate) fn watchdog<T: Send + 'static>(name: &str, limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
+pub fn watchdog<T: Send + 'static>(name: &str, limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(name.to_owned())

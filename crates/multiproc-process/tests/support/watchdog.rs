@@ -4,7 +4,6 @@
 //!
 //! Include with `#[path = "support/watchdog.rs"] mod watchdog;`. Each test file uses a
 //! subset, hence the `dead_code` allowance.
-#![allow(dead_code)]
 
 use std::ops::{Deref, DerefMut};
 use std::sync::mpsc;
@@ -15,29 +14,25 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Every start method, in the order the tests run them.
-pub(crate) const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer];
+pub const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer];
 
 /// The methods that are safe to use from a multi-threaded parent.
-pub(crate) const THREAD_SAFE_METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
+pub const THREAD_SAFE_METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
 
 /// How long a test may go without finishing before the watchdog calls it hung. This is
 /// hang detection, not a speed requirement: every test here normally ends in well under
 /// a tenth of it, even in a debug build on a loaded two-core machine.
-pub(crate) const HANG: Duration = Duration::from_secs(60);
+pub const HANG: Duration = Duration::from_secs(60);
 
 /// Runs `body` on its own thread and fails with "watchdog: NAME hung for Ns" if it has
 /// not finished after `HANG`. A panic in `body` is re-raised here with its message.
-pub(crate) fn watchdog<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
+pub fn watchdog<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
     watchdog_for(name, HANG, body)
 }
 
 /// [`watchdog`] with an explicit limit, for the few tests that start thousands of
 /// processes.
-pub(crate) fn watchdog_for<T: Send + 'static>(
-    name: &str,
-    limit: Duration,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> T {
+pub fn watchdog_for<T: Send + 'static>(name: &str, limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(name.to_owned())
@@ -64,15 +59,22 @@ pub(crate) fn watchdog_for<T: Send + 'static>(
 
 /// Owns a started (or not) process and, when dropped, kills and reaps it, so a failing
 /// assertion never leaves a child behind. Use it like the `Process` it wraps.
-pub(crate) struct Reaped<R: Serialize + DeserializeOwned + 'static>(Option<Process<R>>);
+pub struct Reaped<R: Serialize + DeserializeOwned + 'static>(Option<Process<R>>);
+
+impl<R: Serialize + DeserializeOwned + 'static> std::fmt::Debug for Reaped<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Reaped").field(&self.0).finish()
+    }
+}
 
 impl<R: Serialize + DeserializeOwned + 'static> Reaped<R> {
-    pub(crate) fn new(p: Process<R>) -> Self {
+    /// Takes charge of `p`.
+    pub fn new(p: Process<R>) -> Self {
         Reaped(Some(p))
     }
 
     /// Gives the process back without killing it.
-    pub(crate) fn into_inner(mut self) -> Process<R> {
+    pub fn into_inner(mut self) -> Process<R> {
         self.0.take().expect("process already taken")
     }
 }
@@ -101,7 +103,7 @@ impl<R: Serialize + DeserializeOwned + 'static> DerefMut for Reaped<R> {
 }
 
 /// Starts `p` and wraps it in a [`Reaped`] guard, panicking with the method on failure.
-pub(crate) fn started<R: Serialize + DeserializeOwned + 'static>(p: Process<R>) -> Reaped<R> {
+pub fn started<R: Serialize + DeserializeOwned + 'static>(p: Process<R>) -> Reaped<R> {
     let method = p.start_method();
     let mut g = Reaped::new(p);
     if let Err(e) = g.start() {
@@ -114,6 +116,6 @@ pub(crate) fn started<R: Serialize + DeserializeOwned + 'static>(p: Process<R>) 
 /// the expected panic does not print a backtrace banner into the test output (under
 /// spawn and forkserver the child's stderr is the terminal, not the harness's capture).
 /// It only affects the child process that calls it.
-pub(crate) fn silence_panics() {
+pub fn silence_panics() {
     std::panic::set_hook(Box::new(|_| {}));
 }

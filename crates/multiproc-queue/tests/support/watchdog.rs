@@ -5,7 +5,6 @@
 //!
 //! Include with `#[path = "support/watchdog.rs"] mod watchdog;`. Each test file uses a
 //! subset, hence the `dead_code` allowance.
-#![allow(dead_code)]
 
 use std::ops::{Deref, DerefMut};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -18,12 +17,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Every start method, in the order the tests run them.
-pub(crate) const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer];
+pub const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer];
 
 /// How long a test body may run before the watchdog calls it hung. Hang detection, not a
 /// speed requirement: every body normally ends in a small fraction of it, even in a
 /// debug build on a loaded two-core machine.
-pub(crate) const HANG: Duration = Duration::from_secs(240);
+pub const HANG: Duration = Duration::from_secs(240);
 
 // Bodies of one test binary run one at a time: the machine has two cores shared with
 // other work, and a fork child started by one test would otherwise briefly hold copies
@@ -39,7 +38,7 @@ enum Report<T> {
 /// fails with a message naming it if it has not finished within [`HANG`]. A panic in
 /// `body` is re-raised with its message. Afterwards checks that the body left no zombie
 /// child behind.
-pub(crate) fn watchdog<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
+pub fn watchdog<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(name.to_owned())
@@ -78,7 +77,13 @@ pub(crate) fn watchdog<T: Send + 'static>(name: &str, body: impl FnOnce() -> T +
 
 /// Owns a started process and, when dropped, kills and reaps it, so a failing assertion
 /// never leaves a child behind. Use it like the `Process` it wraps.
-pub(crate) struct Reaped<R: Serialize + DeserializeOwned + 'static>(pub(crate) Process<R>);
+pub struct Reaped<R: Serialize + DeserializeOwned + 'static>(pub Process<R>);
+
+impl<R: Serialize + DeserializeOwned + 'static> std::fmt::Debug for Reaped<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Reaped").field(&self.0).finish()
+    }
+}
 
 impl<R: Serialize + DeserializeOwned + 'static> Drop for Reaped<R> {
     fn drop(&mut self) {
@@ -101,7 +106,7 @@ impl<R: Serialize + DeserializeOwned + 'static> DerefMut for Reaped<R> {
 }
 
 /// Starts `target(args)` with `method`, wrapped in a [`Reaped`] guard.
-pub(crate) fn start<A, R>(method: StartMethod, target: fn(A) -> R, args: A) -> Reaped<R>
+pub fn start<A, R>(method: StartMethod, target: fn(A) -> R, args: A) -> Reaped<R>
 where
     A: Serialize + DeserializeOwned + Send + 'static,
     R: Serialize + DeserializeOwned + 'static,
@@ -115,7 +120,7 @@ where
 }
 
 /// Joins a child and returns its value, failing with the method and the child's error.
-pub(crate) fn join<R: Serialize + DeserializeOwned + 'static>(method: StartMethod, p: &mut Reaped<R>) -> R {
+pub fn join<R: Serialize + DeserializeOwned + 'static>(method: StartMethod, p: &mut Reaped<R>) -> R {
     match p.join() {
         Ok(v) => v,
         Err(e) => panic!("[{method}] child {} failed: {e}", p.name()),
@@ -123,7 +128,7 @@ pub(crate) fn join<R: Serialize + DeserializeOwned + 'static>(method: StartMetho
 }
 
 /// Our zombie children: every process in state `Z` whose parent is this process.
-pub(crate) fn our_zombies() -> Vec<u32> {
+pub fn our_zombies() -> Vec<u32> {
     let me = std::process::id();
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else { return out };
@@ -142,23 +147,27 @@ pub(crate) fn our_zombies() -> Vec<u32> {
 }
 
 /// A small deterministic generator (xorshift), so failures replay with their seed.
-pub(crate) struct Rng(pub(crate) u64);
+#[derive(Debug)]
+pub struct Rng(pub u64);
 
 impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
+    /// The next pseudo-random number.
+    #[allow(clippy::should_implement_trait, reason = "a test helper, not an iterator")]
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
 
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
+    /// A pseudo-random number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
 /// A seed that differs between runs, printed so a failure can be replayed.
-pub(crate) fn seed(test: &str) -> u64 {
+pub fn seed(test: &str) -> u64 {
     let s = std::env::var("QUEUE_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1
     });

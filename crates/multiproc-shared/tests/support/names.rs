@@ -3,8 +3,6 @@
 //! Tests of one binary run in parallel, so each checks only its own names:
 //! `t-<tag>-<pid>-<n>`, i.e. `/dev/shm/multiproc.t-<tag>-<pid>-<n>`.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use multiproc_shared::NAME_PREFIX;

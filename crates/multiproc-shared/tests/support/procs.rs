@@ -1,7 +1,5 @@
 //! Starting test children under every start method, and killing them.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::time::Duration;
 
 use multiproc_process::{JoinError, Process, StartMethod};
@@ -48,9 +46,11 @@ pub fn kill<R: Serialize + DeserializeOwned + 'static>(p: &mut Process<R>) {
 
 /// A small pseudo-random generator (splitmix64), seeded from the clock; the seed is
 /// printed so a failing run can be repeated.
+#[derive(Debug)]
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator seeded from the clock; prints the seed under the name `what`.
     pub fn from_clock(what: &str) -> Rng {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -60,6 +60,7 @@ impl Rng {
         Rng(seed)
     }
 
+    /// A pseudo-random number in `0..n` (`0..1` for `n == 0`).
     pub fn below(&mut self, n: u64) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;

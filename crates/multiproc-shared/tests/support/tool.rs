@@ -2,8 +2,6 @@
 //! (started with `std::process::Command`, no inherited descriptors, no common parent
 //! state), for the "unrelated processes" tests of named segments.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -57,7 +55,9 @@ pub fn ok(args: &[&str]) -> String {
 }
 
 /// A running `shm_tool` that printed `ready`: killed and reaped on drop if still alive.
+#[derive(Debug)]
 pub struct Holder {
+    /// The tool's process.
     pub child: Child,
     stdin: Option<ChildStdin>,
 }

@@ -5,8 +5,6 @@
 //! processes doing it at once lose updates, so a correct total proves that a lock kept
 //! them apart (without a data race in the Rust sense: every access is atomic).
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,11 +20,19 @@ pub struct Counters {
     seg: Arc<Segment>,
 }
 
+impl Default for Counters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Counters {
+    /// Creates the cells in a new shared segment.
     pub fn new() -> Counters {
         Counters { seg: Arc::new(Segment::create("test-counters", CELLS * 8).expect("create counter segment")) }
     }
 
+    /// Cell `i` (`i < 8`).
     pub fn cell(&self, i: usize) -> &AtomicU64 {
         assert!(i < CELLS);
         // SAFETY: the mapping is page aligned and at least CELLS * 8 bytes long (created
@@ -41,6 +47,7 @@ impl Counters {
         c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
+    /// The value of cell `i`.
     pub fn get(&self, i: usize) -> u64 {
         self.cell(i).load(Ordering::SeqCst)
     }

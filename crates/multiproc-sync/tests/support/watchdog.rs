@@ -2,8 +2,6 @@
 //! message if it does not finish in time. The limit only catches deadlocks: it is far
 //! above any normal run time and says nothing about speed.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::mpsc;
 use std::time::Duration;
