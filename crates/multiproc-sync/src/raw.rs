@@ -204,7 +204,7 @@ fn unlock(m: &RobustMutex) -> Result<(), UnlockError> {
 }
 
 macro_rules! robust_raw_lock {
-    ($ty:ident, $kind:expr) => {
+    ($ty:ident, $kind:expr $(, { $($extra:tt)* })?) => {
         impl $ty {
             /// Initialises the lock in place, unlocked.
             ///
@@ -224,72 +224,45 @@ macro_rules! robust_raw_lock {
                 self.mutex.held_by_this_process()
             }
         }
+
+        // SAFETY: a robust pthread mutex excludes every other thread of every process
+        // between a successful lock (including EOWNERDEAD, which hands over ownership)
+        // and the unlock; the recursive kind only lets the holding thread re-acquire.
+        unsafe impl RawLock for $ty {
+            #[inline]
+            fn lock(&self) -> Result<Acquired, RawLockError> {
+                acquire(&self.mutex, &self.owner_died, Wait::Forever).map(|a| a.unwrap_or(Acquired::Consistent))
+            }
+
+            #[inline]
+            fn try_lock(&self) -> Result<Option<Acquired>, RawLockError> {
+                acquire(&self.mutex, &self.owner_died, Wait::No)
+            }
+
+            fn try_lock_until(&self, deadline: Instant) -> Result<Option<Acquired>, RawLockError> {
+                acquire(&self.mutex, &self.owner_died, Wait::Until(deadline))
+            }
+
+            #[inline]
+            unsafe fn unlock(&self) -> Result<(), UnlockError> {
+                unlock(&self.mutex)
+            }
+
+            fn mark_consistent(&self) {
+                self.owner_died.store(0, Ordering::Relaxed);
+            }
+
+            fn is_locked(&self) -> bool {
+                self.mutex.is_locked()
+            }
+
+            $($($extra)*)?
+        }
     };
 }
 
 robust_raw_lock!(RawMutex, MutexKind::ErrorCheck);
-robust_raw_lock!(RawRecursiveMutex, MutexKind::Recursive);
-
-// SAFETY: a robust pthread mutex excludes every other thread of every process between a
-// successful lock (including EOWNERDEAD, which hands over ownership) and the unlock.
-unsafe impl RawLock for RawMutex {
-    #[inline]
-    fn lock(&self) -> Result<Acquired, RawLockError> {
-        acquire(&self.mutex, &self.owner_died, Wait::Forever).map(|a| a.unwrap_or(Acquired::Consistent))
-    }
-
-    #[inline]
-    fn try_lock(&self) -> Result<Option<Acquired>, RawLockError> {
-        acquire(&self.mutex, &self.owner_died, Wait::No)
-    }
-
-    fn try_lock_until(&self, deadline: Instant) -> Result<Option<Acquired>, RawLockError> {
-        acquire(&self.mutex, &self.owner_died, Wait::Until(deadline))
-    }
-
-    #[inline]
-    unsafe fn unlock(&self) -> Result<(), UnlockError> {
-        unlock(&self.mutex)
-    }
-
-    fn mark_consistent(&self) {
-        self.owner_died.store(0, Ordering::Relaxed);
-    }
-
-    fn is_locked(&self) -> bool {
-        self.mutex.is_locked()
-    }
-}
-
-// SAFETY: as for RawMutex; the recursive kind only lets the holding thread re-acquire.
-unsafe impl RawLock for RawRecursiveMutex {
-    #[inline]
-    fn lock(&self) -> Result<Acquired, RawLockError> {
-        acquire(&self.mutex, &self.owner_died, Wait::Forever).map(|a| a.unwrap_or(Acquired::Consistent))
-    }
-
-    #[inline]
-    fn try_lock(&self) -> Result<Option<Acquired>, RawLockError> {
-        acquire(&self.mutex, &self.owner_died, Wait::No)
-    }
-
-    fn try_lock_until(&self, deadline: Instant) -> Result<Option<Acquired>, RawLockError> {
-        acquire(&self.mutex, &self.owner_died, Wait::Until(deadline))
-    }
-
-    #[inline]
-    unsafe fn unlock(&self) -> Result<(), UnlockError> {
-        unlock(&self.mutex)
-    }
-
-    fn mark_consistent(&self) {
-        self.owner_died.store(0, Ordering::Relaxed);
-    }
-
-    fn is_locked(&self) -> bool {
-        self.mutex.is_locked()
-    }
-
+robust_raw_lock!(RawRecursiveMutex, MutexKind::Recursive, {
     unsafe fn unlock_fully(&self) -> Result<u32, UnlockError> {
         // glibc keeps the recursion count; unlock until it says we no longer own the
         // mutex. The probing unlock after the last real one fails with EPERM and changes
@@ -312,4 +285,4 @@ unsafe impl RawLock for RawRecursiveMutex {
         }
         Ok(first)
     }
-}
+});
