@@ -155,10 +155,7 @@ impl FnOffset {
     /// process running this same executable, and have reached us through a channel only
     /// such processes can write to (the same contract as [`FnRef::resolve`]).
     pub unsafe fn address(self) -> usize {
-        // SAFETY: forwarded from this function's contract; the pointer is only turned
-        // back into an address, never called here.
-        let f = unsafe { target::function_at::<(), ()>(self.0 as isize) };
-        f as usize
+        target::address_of(self.0 as isize)
     }
 }
 

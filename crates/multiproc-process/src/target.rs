@@ -33,7 +33,7 @@ pub(crate) fn offset_of(address: usize) -> isize {
 }
 
 /// The address in this process of a function at `offset` from the anchor.
-fn address_of(offset: isize) -> usize {
+pub(crate) fn address_of(offset: isize) -> usize {
     anchor_address().wrapping_add(offset) as usize
 }
 
